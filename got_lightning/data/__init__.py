@@ -1,0 +1,1 @@
+"""Everything between a user's annotation files and a padded batch."""

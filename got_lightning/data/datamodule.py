@@ -1,0 +1,215 @@
+"""The LightningDataModule: config-registered datasets, held-out split, samplers and loaders."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+
+import lightning as L
+import numpy as np
+from PIL import Image
+from torchdata.stateful_dataloader import StatefulDataLoader
+
+from got_lightning.data.collate import Collator
+from got_lightning.data.config import DatasetSpec
+from got_lightning.data.dataset import GotDataset, Source, StrictModeError
+from got_lightning.data.errors import Problem
+from got_lightning.data.geometry import ImageGeometry
+from got_lightning.data.index import build_index
+from got_lightning.data.pixels import ImageMode, PageProcessor
+from got_lightning.data.prompt import OverlengthPolicy, PromptBuilder
+from got_lightning.data.sample import SampleBuilder
+from got_lightning.data.sampler import ShardSampler, TrainBatchSampler
+from got_lightning.data.split import repeat_positions, split_positions
+from got_lightning.tokenizer import load_tokenizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SplitSummary:
+    """Record counts of one dataset after indexing and splitting."""
+
+    name: str
+    records: int
+    bad: int
+    train: int
+    val: int
+    left_out: int
+
+
+class GotDataModule(L.LightningDataModule):
+    """GOT conversation datasets with a deterministic held-out split.
+
+    Args:
+        datasets: The datasets to train on (`name`, `annotations`, `image_root`, ...).
+        val_fraction: Share of each dataset held out by image hash, unless the dataset sets its own.
+        image_mode: `resize` (upstream), `pad` (letterbox on white) or `tiles` (dynamic tiling).
+        min_tiles: Fewest tiles per page in `tiles` mode.
+        max_tiles: Most tiles per page in `tiles` mode (a thumbnail is added when more than one).
+        model_max_length: Longest sample in tokens, image tokens included.
+        overlength: `skip` over-length samples (counted, reported) or `truncate` their answer text.
+        batch_size: Training samples per device and step.
+        eval_batch_size: Samples per validation batch.
+        num_workers: DataLoader worker processes.
+        group_by_length: Batch samples of similar length together to cut padding.
+        seed: Shuffling seed (the split does not depend on it).
+        strict: Fail on the first bad record or image instead of skipping it.
+        allow_outside_root: Let image paths point outside their dataset's image_root.
+        max_image_pixels: Refuse images with more pixels (decompression bombs); null for no limit.
+        jpeg_draft: 0 decodes JPEGs in full (pixel-exact with transformers); N > 0 lets libjpeg decode
+            at 1/2..1/8 scale while staying N times larger than the resize target (much faster on big scans).
+        model_path: Model directory whose tokenizer and image size to use (none: the real GOT's).
+    """
+
+    def __init__(
+        self,
+        datasets: list[DatasetSpec],
+        val_fraction: float = 0.0,
+        image_mode: ImageMode = "resize",
+        min_tiles: int = 1,
+        max_tiles: int = 6,
+        model_max_length: int = 8192,
+        overlength: OverlengthPolicy = "skip",
+        batch_size: int = 1,
+        eval_batch_size: int = 1,
+        num_workers: int = 0,
+        group_by_length: bool = False,
+        seed: int = 0,
+        strict: bool = False,
+        allow_outside_root: bool = False,
+        max_image_pixels: int | None = Image.MAX_IMAGE_PIXELS,
+        jpeg_draft: float = 0.0,
+        model_path: str | None = None,
+    ) -> None:
+        super().__init__()
+        if not 0 <= val_fraction < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        self.specs = [spec if isinstance(spec, DatasetSpec) else DatasetSpec(**spec) for spec in datasets]
+        names = [spec.name for spec in self.specs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"dataset names must be unique, got {names}")
+        self.val_fraction = val_fraction
+        self.model_max_length = model_max_length
+        self.overlength = overlength
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.num_workers = num_workers
+        self.group_by_length = group_by_length
+        self.seed = seed
+        self.strict = strict
+        self.allow_outside_root = allow_outside_root
+        self.model_path = model_path
+        self.geometry = ImageGeometry.from_model_dir(model_path)
+        self.pages = PageProcessor(
+            image_size=self.geometry.image_size,
+            mode=image_mode,
+            min_tiles=min_tiles,
+            max_tiles=max_tiles,
+            draft_oversample=jpeg_draft,
+            max_pixels=max_image_pixels,
+        )
+        self.train_dataset: GotDataset | None = None
+        self.val_dataset: GotDataset | None = None
+        self.summaries: list[SplitSummary] = []
+        self.index_problems: list[Problem] = []
+
+    @cached_property
+    def tokenizer(self):
+        return load_tokenizer(self.model_path)
+
+    @cached_property
+    def builder(self) -> SampleBuilder:
+        prompts = PromptBuilder(self.tokenizer, self.geometry.tokens_per_tile, self.model_max_length, self.overlength)
+        return SampleBuilder(self.pages, prompts, self.allow_outside_root)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_dataset is not None:
+            return
+        sources: list[Source] = []
+        train_entries: list[np.ndarray] = []
+        val_entries: list[np.ndarray] = []
+        for spec in self.specs:
+            index = build_index(spec.annotations, spec.name)
+            self.index_problems += index.problems
+            sources.append(Source(index, spec.root))
+            source_id = len(sources) - 1
+            val_id, val_index = source_id, None
+            if spec.val_annotations:
+                val_index = build_index(spec.val_annotations, f"{spec.name}/val")
+                self.index_problems += val_index.problems
+                sources.append(Source(val_index, spec.val_root))
+                val_id = len(sources) - 1
+            fraction = self.val_fraction if spec.val_fraction is None else spec.val_fraction
+            train, held_out = split_positions(
+                index.split_points, fraction, None if val_index is None else val_index.split_points
+            )
+            if val_index is not None:
+                held_out = val_index.valid_positions
+            left_out = len(index.valid_positions) - len(train) - (0 if val_index is not None else len(held_out))
+            repeated = repeat_positions(train, index.split_points, spec.repeat)
+            train_entries.append(np.stack([np.full(len(repeated), source_id), repeated], axis=1))
+            val_entries.append(np.stack([np.full(len(held_out), val_id), held_out], axis=1))
+            bad = len(index.problems) + (len(val_index.problems) if val_index is not None else 0)
+            self.summaries.append(SplitSummary(spec.name, len(index), bad, len(repeated), len(held_out), left_out))
+        if self.strict and self.index_problems:
+            raise StrictModeError(f"{len(self.index_problems)} bad record(s) (strict: true); first: {self.index_problems[0]}")
+        self.train_dataset = GotDataset(sources, np.concatenate(train_entries), self.builder, self.strict)
+        self.val_dataset = GotDataset(sources, np.concatenate(val_entries), self.builder, self.strict)
+        self._report()
+
+    def _report(self) -> None:
+        if self.trainer is not None and self.trainer.global_rank != 0:
+            return
+        for summary in self.summaries:
+            log.warning(
+                "dataset %r: %d records, %d bad, train %d, val %d%s",
+                summary.name, summary.records, summary.bad, summary.train, summary.val,
+                f", {summary.left_out} train record(s) left out because their image is in the validation file"
+                if summary.left_out else "",
+            )
+        for problem in self.index_problems[:20]:
+            log.warning("bad record skipped: %s", problem)
+        if len(self.index_problems) > 20:
+            log.warning("... and %d more bad records (run `got-lightning data check`)", len(self.index_problems) - 20)
+
+    def _world(self) -> tuple[int, int]:
+        if self.trainer is None:
+            return 1, 0
+        return self.trainer.world_size, self.trainer.global_rank
+
+    def train_lengths(self) -> np.ndarray:
+        """Cheap per-item length estimates for length grouping: answer characters."""
+        entries = self.train_dataset.entries
+        lengths = np.zeros(len(entries), dtype=np.int64)
+        for source_id, source in enumerate(self.train_dataset.sources):
+            rows = entries[:, 0] == source_id
+            lengths[rows] = source.index.answer_chars[entries[rows, 1]]
+        return lengths
+
+    def train_dataloader(self) -> StatefulDataLoader:
+        world, rank = self._world()
+        sampler = TrainBatchSampler(
+            self.train_lengths(),
+            batch_size=self.batch_size,
+            seed=self.seed,
+            group_by_length=self.group_by_length,
+            num_replicas=world,
+            rank=rank,
+        )
+        return self._loader(self.train_dataset, batch_sampler=sampler)
+
+    def val_dataloader(self) -> StatefulDataLoader:
+        world, rank = self._world()
+        sampler = ShardSampler(len(self.val_dataset), world, rank)
+        return self._loader(self.val_dataset, sampler=sampler, batch_size=self.eval_batch_size)
+
+    def _loader(self, dataset: GotDataset, **sampling) -> StatefulDataLoader:
+        return StatefulDataLoader(
+            dataset,
+            collate_fn=Collator(),
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            **sampling,
+        )

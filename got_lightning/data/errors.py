@@ -1,0 +1,38 @@
+"""Errors that name the file, the record and the reason."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One bad record: where it is and why it cannot be used."""
+
+    dataset: str
+    index: int
+    image: str | None
+    reason: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        image = f" image {self.image!r}" if self.image else ""
+        return f"dataset {self.dataset!r} record {self.index}{image}: {self.reason}"
+
+
+class BadSampleError(Exception):
+    """A record (or its image) that cannot become a training sample."""
+
+    def __init__(self, reason: str, image: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.image = image
+
+    def problem(self, dataset: str, index: int, image: str | None = None) -> Problem:
+        return Problem(dataset=dataset, index=index, image=self.image or image, reason=self.reason)
+
+
+class AnnotationFileError(ValueError):
+    """An annotation file that cannot be read at all (missing, not JSON/JSONL)."""

@@ -1,0 +1,135 @@
+"""Open, check and decode page images: EXIF orientation, every colour mode to RGB, fast JPEG draft."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from got_lightning.data.errors import BadSampleError
+
+PILLOW_MAX_IMAGE_PIXELS: int | None = Image.MAX_IMAGE_PIXELS
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+_TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
+_EXIF_ORIENTATION = 0x0112
+WHITE = (255, 255, 255)
+
+
+def resolve_image_path(image_root: Path, ref: str, allow_outside_root: bool) -> Path:
+    """The file a record's image reference names; refuses references escaping `image_root`."""
+    candidate = Path(ref)
+    if not candidate.is_absolute():
+        candidate = image_root / candidate
+    resolved = candidate.resolve()
+    if not allow_outside_root and not resolved.is_relative_to(image_root.resolve()):
+        raise BadSampleError(
+            f"image path escapes image_root {str(image_root)!r} (resolves to {str(resolved)!r}); "
+            "set allow_outside_root: true to permit it",
+            image=ref,
+        )
+    if not resolved.exists():
+        raise BadSampleError(f"image file not found: {candidate}", image=ref)
+    return resolved
+
+
+def tile_files(folder: Path) -> list[Path]:
+    """Pre-cut tiles in a folder (upstream multi-tile style), in name order."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise BadSampleError(f"image folder {folder} has no image files ({', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+@contextmanager
+def _pixel_limit(max_pixels: int | None):
+    # We check the limit ourselves so the reason is reported; Pillow's own check must not fire first.
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+
+
+def open_image(path: Path, max_pixels: int | None) -> Image.Image:
+    """Open an image lazily (header only), refusing empty, non-image and oversized files."""
+    size = path.stat().st_size
+    if size == 0:
+        raise BadSampleError(f"image file is empty (0 bytes): {path}")
+    with _pixel_limit(max_pixels):
+        try:
+            image = Image.open(path)
+        except UnidentifiedImageError as error:
+            raise BadSampleError(f"not an image file Pillow can read: {path}") from error
+        except OSError as error:
+            raise BadSampleError(f"cannot open image {path}: {error}") from error
+    width, height = image.size
+    if max_pixels is not None and width * height > max_pixels:
+        image.close()
+        raise BadSampleError(
+            f"decompression bomb refused: {width}x{height} = {width * height} pixels exceeds "
+            f"max_image_pixels={max_pixels}"
+        )
+    return image
+
+
+def oriented_size(image: Image.Image) -> tuple[int, int]:
+    """(width, height) after the EXIF orientation is applied, read from the header only."""
+    width, height = image.size
+    if image.getexif().get(_EXIF_ORIENTATION) in _TRANSPOSING_ORIENTATIONS:
+        return height, width
+    return width, height
+
+
+def decode_rgb(image: Image.Image, path: Path, min_size: tuple[float, float] | None = None) -> Image.Image:
+    """Decode to upright RGB. For JPEG, `min_size` (upright width, height) lets libjpeg decode at
+    1/2, 1/4 or 1/8 scale while staying at least that large."""
+    if min_size is not None and image.format == "JPEG":
+        width, height = math.ceil(min_size[0]), math.ceil(min_size[1])
+        if image.getexif().get(_EXIF_ORIENTATION) in _TRANSPOSING_ORIENTATIONS:
+            width, height = height, width
+        image.draft(None, (width, height))
+    with _pixel_limit(None):
+        try:
+            image.load()
+        except (OSError, SyntaxError, ValueError) as error:
+            raise BadSampleError(f"truncated or corrupt image {path}: {error}") from error
+    try:
+        image = ImageOps.exif_transpose(image)
+    except Exception as error:  # malformed EXIF blocks raise assorted errors inside Pillow
+        raise BadSampleError(f"unreadable EXIF orientation in {path}: {error}") from error
+    return to_rgb(image)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """RGB for every Pillow mode: 16-bit scaled (not clipped), transparency composited on white."""
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode.startswith("I") or mode == "F":
+        image = Image.fromarray(_to_uint8(np.asarray(image), mode), mode="L")
+    elif mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    elif mode in ("PA", "La", "RGBa"):
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA"):
+        background = Image.new("RGB", image.size, WHITE)
+        background.paste(image.convert("RGBA"), mask=image.getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def _to_uint8(values: np.ndarray, mode: str) -> np.ndarray:
+    values = values.astype(np.float64)
+    if mode == "F":
+        scale = 255.0 if values.size and values.max() <= 1.0 else 1.0
+    else:
+        # 16-bit modes span 0..65535; a 32-bit "I" image holding 8-bit data stays as it is.
+        scale = 1.0 / 257.0 if mode.startswith("I;16") or (values.size and values.max() > 255) else 1.0
+    return np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)

