@@ -41,12 +41,14 @@ class SampleBuilder:
                 sources.append(ImageSource(ref, (path,), False))
         return sources
 
-    def count_tiles(self, source: ImageSource) -> int:
-        if source.is_tile_folder:
-            return len(source.files)
+    def page_size(self, source: ImageSource) -> tuple[int, int]:
+        """Upright (width, height) of a page, or of the first tile of a tile folder."""
         image = open_image(source.files[0], self.pages.max_pixels)
         with image:
-            return self.pages.num_tiles(*oriented_size(image))
+            return oriented_size(image)
+
+    def count_tiles(self, source: ImageSource, size: tuple[int, int]) -> int:
+        return len(source.files) if source.is_tile_folder else self.pages.num_tiles(*size)
 
     def tiles_per_placeholder(self, record: Record, tiles_per_image: list[int]) -> list[int]:
         if record.placeholders == 1:
@@ -56,12 +58,13 @@ class SampleBuilder:
     def build(self, record: Record, image_root: Path) -> dict:
         """Model inputs for a record; raises `BadSampleError` naming the image where one is at fault."""
         sources = self.resolve(record, image_root)
-        tiles_per_image = []
+        sizes, tiles_per_image = [], []
         for source in sources:
             try:
-                tiles_per_image.append(self.count_tiles(source))
+                sizes.append(self.page_size(source))
             except BadSampleError as error:
                 raise BadSampleError(error.reason, image=source.ref) from error
+            tiles_per_image.append(self.count_tiles(source, sizes[-1]))
         tokens = self.prompts.build(record, self.tiles_per_placeholder(record, tiles_per_image))
         pixels = []
         for source in sources:
@@ -76,6 +79,8 @@ class SampleBuilder:
             "pixel_values": pixel_values,
             "num_tiles": pixel_values.shape[0],
             "truncated": tokens.truncated,
+            "image_sizes": sizes,
+            "grids": [None if source.is_tile_folder else self.pages.grid(*size) for source, size in zip(sources, sizes)],
         }
 
     def _decode(self, source: ImageSource) -> list[torch.Tensor]:

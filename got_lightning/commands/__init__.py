@@ -1,0 +1,1 @@
+"""Subcommands that sit beside LightningCLI's fit/validate/test/predict."""

@@ -1,0 +1,34 @@
+"""Reading the `data` and `model` sections of a got-lightning YAML config outside LightningCLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used, with the reason."""
+
+
+def _init_args(section: Any) -> dict:
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"expected a mapping, got {section!r:.80}")
+    return dict(section.get("init_args", section)) if "class_path" in section else dict(section)
+
+
+def read_sections(path: str | Path) -> tuple[dict, dict]:
+    """The `data` and `model` init arguments of a config file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from error
+    if not isinstance(config, dict) or "data" not in config:
+        raise ConfigError(f"{path} has no 'data' section")
+    return _init_args(config["data"]), _init_args(config.get("model"))
