@@ -24,6 +24,7 @@ PROBE_TEXTS = (
     "Hello, World! It's 3.14159 and 1,000,000 items.",
     "  leading spaces\n\nnew lines\r\n\ttabs   trailing  ",
     "ISBN 978-7-101-00307-6 (12) [34] {56}",
+    "combining: Cafe\u0301 n\u0303 \u0041\u030a",
 )
 
 

@@ -149,8 +149,10 @@ def _scan_json_list(handle: BinaryIO, path: Path) -> Iterator[ScanItem]:
             text = utf8.decode(chunk, final=eof)
         except UnicodeDecodeError as error:
             raise AnnotationFileError(f"{path}: not UTF-8 near byte {byte_cursor + error.start}") from error
+        if not text:
+            return not eof
         buffer, pos = buffer[pos:] + text, 0
-        return bool(text) or not eof
+        return True
 
     def advance(new_pos: int) -> None:
         nonlocal pos, byte_cursor

@@ -1,0 +1,109 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import (
+    GotOcr2ImageProcessorPil,
+    get_optimal_tiled_canvas,
+)
+
+from got_lightning.data.errors import BadSampleError
+from got_lightning.data.images import decode_rgb, open_image, to_rgb
+from got_lightning.data.pixels import PageProcessor
+from got_lightning.data.tiling import tile_grid
+
+
+def scan(path, size, fmt="JPEG"):
+    page = Image.new("RGB", size, (245, 240, 230))
+    draw = ImageDraw.Draw(page)
+    rng = np.random.default_rng(0)
+    for y in range(10, size[1] - 20, 24):
+        draw.text((10, y), "".join(map(str, rng.integers(0, 10, 60))), fill=(10, 10, 10))
+    page.save(path, format=fmt)
+    return path
+
+
+@pytest.mark.parametrize("size", [(1345, 2895), (2480, 1754), (640, 480)])
+def test_resize_matches_transformers_image_processor(tmp_path, size):
+    path = scan(tmp_path / "page.jpg", size)
+    reference = GotOcr2ImageProcessorPil(size={"height": 1024, "width": 1024})(Image.open(path), return_tensors="np")
+    ours = PageProcessor(image_size=1024).page_tiles(path)
+    difference = (ours - torch.from_numpy(np.asarray(reference["pixel_values"]))).abs().max().item()
+    print(f"max abs pixel difference vs GotOcr2ImageProcessorPil at {size}: {difference:.6f}")
+    assert ours.shape == (1, 3, 1024, 1024)
+    assert difference <= 0.05
+
+
+@pytest.mark.parametrize("size", [(3000, 1000), (1000, 3000), (2048, 2048), (1500, 800), (5000, 700), (300, 200)])
+@pytest.mark.parametrize("limits", [(1, 6), (1, 12), (2, 4)])
+def test_tile_grid_and_pixels_match_transformers_crop_to_patches(tmp_path, size, limits):
+    tile = 256
+    assert tile_grid(size[0], size[1], tile, *limits) == get_optimal_tiled_canvas((size[1], size[0]), (tile, tile), *limits)
+    path = scan(tmp_path / "page.png", size, "PNG")
+    processor = GotOcr2ImageProcessorPil(size={"height": tile, "width": tile}, crop_to_patches=True, min_patches=limits[0], max_patches=limits[1])
+    reference = torch.from_numpy(np.asarray(processor(Image.open(path), return_tensors="np")["pixel_values"]))
+    ours = PageProcessor(image_size=tile, mode="tiles", min_tiles=limits[0], max_tiles=limits[1]).page_tiles(path)
+    assert ours.shape == reference.shape
+    assert (ours - reference).abs().max().item() <= 0.05
+
+
+def test_pad_keeps_aspect_ratio_on_white(tmp_path):
+    path = scan(tmp_path / "tall.png", (200, 800), "PNG")
+    tiles = PageProcessor(image_size=128, mode="pad").page_tiles(path)
+    white = (1.0 - torch.tensor([0.48145466, 0.4578275, 0.40821073])) / torch.tensor([0.26862954, 0.26130258, 0.27577711])
+    assert torch.allclose(tiles[0, :, :, :40].mean(dim=(1, 2)), white, atol=1e-4)
+    assert tiles[0, :, :, 48:80].min() < white.min() - 1
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    page = Image.new("RGB", (400, 100), "white")
+    ImageDraw.Draw(page).rectangle((0, 0, 99, 99), fill="black")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise when displayed
+    page.save(tmp_path / "rotated.jpg", exif=exif)
+    image = open_image(tmp_path / "rotated.jpg", None)
+    upright = decode_rgb(image, tmp_path / "rotated.jpg")
+    assert upright.size == (100, 400)
+    assert np.asarray(upright)[:90].mean() < 30 and np.asarray(upright)[110:].mean() > 225
+
+
+def rgba_half_transparent():
+    image = Image.new("RGBA", (10, 10), (0, 0, 0, 0))
+    ImageDraw.Draw(image).rectangle((0, 0, 4, 9), fill=(0, 0, 255, 255))
+    return image
+
+
+@pytest.mark.parametrize(
+    "make, left, right",
+    [
+        (lambda: rgba_half_transparent(), (0, 0, 255), (255, 255, 255)),
+        (lambda: rgba_half_transparent().convert("LA"), (29, 29, 29), (255, 255, 255)),
+        (lambda: rgba_half_transparent().convert("P"), (0, 0, 255), (255, 255, 255)),
+        (lambda: Image.new("CMYK", (10, 10), (0, 255, 255, 0)), (255, 0, 0), (255, 0, 0)),
+        (lambda: Image.new("L", (10, 10), 128), (128, 128, 128), (128, 128, 128)),
+        (lambda: Image.fromarray(np.full((10, 10), 65535, dtype=np.uint16)), (255, 255, 255), (255, 255, 255)),
+        (lambda: Image.fromarray(np.full((10, 10), 32896, dtype=np.uint16)), (128, 128, 128), (128, 128, 128)),
+    ],
+    ids=["RGBA", "LA", "P-transparency", "CMYK", "L", "I16-white", "I16-grey"],
+)
+def test_colour_modes_convert_correctly(tmp_path, make, left, right):
+    image = make()
+    path = tmp_path / ("page.tif" if image.mode == "CMYK" else "page.png")
+    image.save(path)
+    rgb = np.asarray(to_rgb(Image.open(path)))
+    assert tuple(rgb[5, 1]) == left
+    assert tuple(rgb[5, 8]) == right
+
+
+def test_decompression_bomb_is_refused_with_configured_limit(tmp_path):
+    path = scan(tmp_path / "big.png", (1000, 1000), "PNG")
+    with pytest.raises(BadSampleError, match="decompression bomb refused: 1000x1000"):
+        PageProcessor(max_pixels=999_999).page_tiles(path)
+    assert PageProcessor(max_pixels=1_000_000).page_tiles(path).shape[0] == 1
+
+
+def test_jpeg_draft_decodes_large_scans_at_reduced_scale(tmp_path):
+    path = scan(tmp_path / "big.jpg", (4000, 6000))
+    image = open_image(path, None)
+    reduced = decode_rgb(image, path, min_size=(1024, 1024))
+    assert reduced.size == (2000, 3000)
