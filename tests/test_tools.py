@@ -1,0 +1,42 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.helpers import text_page
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+
+
+def test_build_dataset_from_character_boxes_and_transcripts(tmp_path):
+    raw = tmp_path / "raw"
+    text_page(raw / "p1.jpg")
+    text_page(raw / "p2.png")
+    text_page(raw / "p3.png")
+    (raw / "p4.jpg").write_text("not an image")
+    text_page(raw / "p5.png")
+    # two vertical columns, right to left; order field decides reading order
+    boxes = [[100, 0, 120, 20, 1, "天"], [100, 20, 120, 40, 2, "地"], [60, 0, 80, 20, 3, "玄"], [60, 20, 80, 40, 4, "黄"]]
+    (raw / "p1.json").write_text(json.dumps(list(reversed(boxes)), ensure_ascii=False))
+    (raw / "p2.txt").write_text("hello 123\n", encoding="utf-8")
+    (raw / "p3.json").write_text("[]")
+    out = tmp_path / "dataset"
+    result = subprocess.run(
+        [sys.executable, str(TOOLS / "build_dataset.py"), "--images", str(raw), "--output", str(out), "--line_breaks", "columns"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    records = json.loads((out / "data.json").read_text(encoding="utf-8"))
+    answers = {r["image"]: r["conversations"][1]["value"] for r in records}
+    assert answers == {"images/p1.jpg": "天地\n玄黄", "images/p2.png": "hello 123"}
+    assert all(r["conversations"][0]["value"] == "<image>\nOCR: " for r in records)
+    assert (out / "images" / "p1.jpg").is_file()
+    for name, reason in (("p3.png", "empty labels"), ("p4.jpg", ""), ("p5.png", "no label file")):
+        assert f"skipped {name}: {reason}" in result.stderr
+
+
+def test_make_synthetic_is_deterministic(tmp_path):
+    for name in ("a", "b"):
+        subprocess.run([sys.executable, str(TOOLS / "make_synthetic.py"), "--output", str(tmp_path / name), "--count", "5", "--seed", "3"], check=True, timeout=120)
+    assert (tmp_path / "a" / "data.json").read_text() == (tmp_path / "b" / "data.json").read_text()
+    assert (tmp_path / "a" / "images" / "000004.png").read_bytes() == (tmp_path / "b" / "images" / "000004.png").read_bytes()
