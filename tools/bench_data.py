@@ -1,0 +1,129 @@
+"""Data-pipeline benchmarks, printed as a table and as one JSON line per comparison.
+
+    python tools/bench_data.py index --records 1000000
+    python tools/bench_data.py pipeline --pages 4
+    python tools/bench_data.py pipeline --images DIR   # your own pages
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+from jsonargparse import CLI
+from PIL import Image, ImageDraw
+
+from got_lightning.data.collate import Collator
+from got_lightning.data.index import build_index
+from got_lightning.data.pixels import PageProcessor
+from got_lightning.data.prompt import PromptBuilder
+from got_lightning.data.records import parse_record
+from got_lightning.data.sample import SampleBuilder
+from got_lightning.tokenizer import build_got_tokenizer
+
+PAGE_SIZES = ((2480, 3508, "JPEG"), (1345, 2895, "JPEG"), (4000, 6000, "JPEG"), (2480, 3508, "PNG"))
+ANSWER = "臣聞求木之長者必固其根本欲流之遠者必浚其泉源" * 20
+
+
+def emit(name: str, ours: float, baseline: float | None, unit: str) -> None:
+    ratio = ours / baseline if baseline else None
+    print(json.dumps({"name": name, "ours": round(ours, 4), "baseline": baseline and round(baseline, 4), "ratio": ratio and round(ratio, 3), "unit": unit}))
+
+
+def index(records: int = 1_000_000, annotations: str | None = None) -> None:
+    """Index a JSONL annotation file: seconds and extra peak memory (target < 30 s, < 500 MB).
+
+    Args:
+        records: Records to generate when no file is given.
+        annotations: Your own annotation file instead.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(annotations) if annotations else Path(folder) / "big.jsonl"
+        if not annotations:
+            with open(path, "w", encoding="utf-8") as handle:
+                for i in range(records):
+                    handle.write(json.dumps({"image": f"images/{i:07d}.jpg", "conversations": [
+                        {"from": "human", "value": "<image>\nOCR: "}, {"from": "gpt", "value": ANSWER[: 20 + i % 200]}]}, ensure_ascii=False) + "\n")
+        rss_before = psutil.Process().memory_info().rss
+        start = time.perf_counter()
+        built = build_index(path, "bench")
+        seconds = time.perf_counter() - start
+        peak_extra_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss_before) / 2**20
+        print(f"{len(built)} records ({path.stat().st_size / 2**20:.0f} MiB) indexed in {seconds:.2f} s, extra peak memory {peak_extra_mb:.0f} MiB")
+        emit("index_jsonl_seconds", seconds, 30.0, "s (baseline = target)")
+        emit("index_jsonl_extra_peak_mb", peak_extra_mb, 500.0, "MiB (baseline = target)")
+
+
+def _make_pages(folder: Path, count: int) -> list[Path]:
+    rng = np.random.default_rng(0)
+    paths = []
+    for width, height, fmt in PAGE_SIZES:
+        for n in range(count):
+            page = Image.new("RGB", (width, height), (246, 242, 232))
+            draw = ImageDraw.Draw(page)
+            for y in range(40, height - 60, max(30, height // 80)):
+                draw.text((40, y), "".join(map(str, rng.integers(0, 10, width // 14))), fill=(20, 20, 20))
+            path = folder / f"page_{width}x{height}_{n}.{fmt.lower()}"
+            page.save(path, format=fmt, quality=90)
+            paths.append(path)
+    return paths
+
+
+def _ours(paths: list[Path], mode: str, jpeg_draft: float) -> float:
+    tokenizer = build_got_tokenizer()
+    builder = SampleBuilder(PageProcessor(mode=mode, draft_oversample=jpeg_draft), PromptBuilder(tokenizer, 256, 8192), allow_outside_root=True)
+    collate = Collator()
+    start = time.perf_counter()
+    for path in paths:
+        record = parse_record({"image": str(path), "conversations": [{"from": "human", "value": "<image>\nOCR: "}, {"from": "gpt", "value": ANSWER}]})
+        sample = builder.build(record, path.parent)
+        collate([{**sample, "key": ("bench", 0)}])
+    return len(paths) / (time.perf_counter() - start)
+
+
+def _transformers(paths: list[Path], mode: str) -> float:
+    from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
+    from transformers.models.got_ocr2.processing_got_ocr2 import GotOcr2Processor
+
+    processor = GotOcr2Processor(
+        image_processor=GotOcr2ImageProcessorPil(size={"height": 1024, "width": 1024}, max_patches=6), tokenizer=build_got_tokenizer()
+    )
+    start = time.perf_counter()
+    for path in paths:
+        with Image.open(path) as image:
+            inputs = processor(image, return_tensors="pt", crop_to_patches=mode == "tiles")
+            processor.tokenizer(ANSWER, return_tensors="pt")
+            assert inputs["pixel_values"].ndim == 4
+    return len(paths) / (time.perf_counter() - start)
+
+
+def pipeline(pages: int = 2, images: str | None = None, jpeg_draft: float = 0.0) -> None:
+    """Samples/s from record to collated tensors, one process, vs transformers' GotOcr2Processor.
+
+    Args:
+        pages: Pages generated per size when no folder is given.
+        images: Your own folder of page images.
+        jpeg_draft: Our `data.jpeg_draft` setting (0: pixel-exact full decode).
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        paths = sorted(Path(images).iterdir()) if images else _make_pages(Path(folder), pages)
+        groups: dict[str, list[Path]] = {}
+        for path in paths:
+            groups.setdefault(path.name.rsplit("_", 1)[0] if not images else "your pages", []).append(path)
+        for group, members in groups.items():
+            for mode in ("resize", "tiles"):
+                baseline = _transformers(members, mode)
+                ours = _ours(members, mode, jpeg_draft)
+                print(f"{group:28s} {mode:7s} ours {ours:6.2f}/s  transformers {baseline:6.2f}/s  x{ours / baseline:.2f}")
+                emit(f"pipeline_{mode}_{group}_draft{jpeg_draft}", ours, baseline, "samples/s")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    CLI([index, pipeline], as_positional=False)
