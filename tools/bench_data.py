@@ -115,7 +115,8 @@ def pipeline(pages: int = 2, images: str | None = None, jpeg_draft: float = 0.0)
         paths = sorted(Path(images).iterdir()) if images else _make_pages(Path(folder), pages)
         groups: dict[str, list[Path]] = {}
         for path in paths:
-            groups.setdefault(path.name.rsplit("_", 1)[0] if not images else "your pages", []).append(path)
+            group = f"{path.name.rsplit('_', 1)[0]}{path.suffix}" if not images else "your pages"
+            groups.setdefault(group, []).append(path)
         for group, members in groups.items():
             for mode in ("resize", "tiles"):
                 baseline = _transformers(members, mode)
