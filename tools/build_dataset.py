@@ -38,9 +38,12 @@ def join_characters(boxes: list, line_breaks: LineBreaks, separator: str = "\n")
 
 def _starts_new_line(previous: list, box: list, line_breaks: LineBreaks) -> bool:
     axis = 0 if line_breaks == "columns" else 1
-    centre = lambda b: (b[axis] + b[axis + 2]) / 2  # noqa: E731
     extent = max(previous[axis + 2] - previous[axis], box[axis + 2] - box[axis])
-    return abs(centre(box) - centre(previous)) > 0.5 * extent
+    return abs(_centre(box, axis) - _centre(previous, axis)) > 0.5 * extent
+
+
+def _centre(box: list, axis: int) -> float:
+    return (box[axis] + box[axis + 2]) / 2
 
 
 def _transcript(image: Path, labels: Path, line_breaks: LineBreaks) -> str:

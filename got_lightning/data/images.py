@@ -12,7 +12,6 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from got_lightning.data.errors import BadSampleError
 
-PILLOW_MAX_IMAGE_PIXELS: int | None = Image.MAX_IMAGE_PIXELS
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 _TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
 _EXIF_ORIENTATION = 0x0112
