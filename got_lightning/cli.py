@@ -1,36 +1,88 @@
-"""The `got-lightning` executable."""
+"""The `got-lightning` executable: LightningCLI's fit/validate/test/predict plus our own commands."""
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 
-from got_lightning.commands import data as data_command
-from got_lightning.config_file import ConfigError
-from got_lightning.data.errors import AnnotationFileError
+from jsonargparse import lazy_instance
+from lightning.pytorch.callbacks import RichModelSummary, RichProgressBar
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from rich.console import Console
 
-OWN_COMMANDS = ("data",)
+from got_lightning.checkpointing import RunCheckpoint, find_last_checkpoint
+from got_lightning.commands import own
+from got_lightning.data.datamodule import GotDataModule
+from got_lightning.module import GotLightningModule
+from got_lightning.preflight import PreflightError, check_writable
 
 
-def _own_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="got-lightning", description="Fine-tune GOT-OCR2.0 with PyTorch Lightning")
-    subparsers = parser.add_subparsers(dest="command", required=True)
-    data_command.add_parser(subparsers)
-    return parser
+class UserError(RuntimeError):
+    """A mistake in the command line or config, reported in one line."""
+
+
+class GotCLI(LightningCLI):
+    """LightningCLI with the checkpoint section, the model-path link and got-lightning's defaults."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
+        parser.link_arguments("model.model_path", "data.model_path")
+        parser.add_argument(
+            "--validate_before_fit", type=bool, default=False,
+            help="Validate the untrained model first, to print the held-out CER before training",
+        )
+        parser.set_defaults(
+            {
+                "checkpoint.save_last": True,
+                "trainer.use_distributed_sampler": False,
+                "trainer.callbacks": [lazy_instance(RichProgressBar), lazy_instance(RichModelSummary, max_depth=2)],
+            }
+        )
+
+    def before_fit(self) -> None:
+        check_writable(self.trainer.default_root_dir)
+        config = self.config_init[self.subcommand]
+        if config.get("ckpt_path") == "last":
+            last = find_last_checkpoint(self.trainer.default_root_dir)
+            if last is None:
+                raise UserError(
+                    f"--ckpt_path last: no checkpoint to resume under {self.trainer.default_root_dir}/checkpoints"
+                )
+            config["ckpt_path"] = str(last)
+            Console(stderr=True).print(f"resuming from {last}")
+        self.cer_before = None
+        if config.get("validate_before_fit"):
+            self.trainer.validate(self.model, datamodule=self.datamodule)
+            self.cer_before = self.trainer.callback_metrics.get("val/cer")
+
+    def after_fit(self) -> None:
+        cer_after = self.trainer.callback_metrics.get("val/cer")
+        if self.trainer.is_global_zero and cer_after is not None:
+            before = "" if self.cer_before is None else f"before training {float(self.cer_before):.4f}, "
+            Console().print(f"held-out CER: {before}after training {float(cer_after):.4f}")
+
+
+def run_lightning(argv: list[str]) -> int:
+    try:
+        GotCLI(
+            GotLightningModule,
+            GotDataModule,
+            args=argv,
+            save_config_kwargs={"overwrite": True},
+            parser_kwargs={"prog": "got-lightning"},
+        )
+    except (UserError, PreflightError, *own.USER_ERRORS) as error:
+        print(f"got-lightning: error: {error}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    args = _own_parser().parse_args(argv)
-    try:
-        if args.command == "data":
-            return data_command.run(args)
-    except (ConfigError, AnnotationFileError, ValueError, FileNotFoundError) as error:
-        print(f"got-lightning {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    if argv and argv[0] in own.COMMANDS:
+        return own.run(argv)
+    return run_lightning(argv)
 
 
 if __name__ == "__main__":

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from PIL import Image, ImageDraw, ImageFont
+
+from got_lightning.data.config import SyntheticSpec
 
 Script = Literal["digits", "latin", "cjk"]
 Layout = Literal["horizontal", "vertical"]
@@ -48,6 +51,8 @@ class PageStyle:
         script: `digits`, `latin` or `cjk` (needs a CJK font on the machine).
         layout: `horizontal`, or `vertical` columns read right to left like guji pages.
         line_break: Text put between lines in the transcript ("" like the user story's labels).
+        char_width: Draw horizontal text monospaced, each character centred in a cell this wide
+            (None: the font's own spacing).
     """
 
     width: int = 256
@@ -59,6 +64,7 @@ class PageStyle:
     script: Script = "digits"
     layout: Layout = "horizontal"
     line_break: str = ""
+    char_width: int | None = None
 
 
 def find_font(script: Script, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
@@ -82,6 +88,10 @@ def render_page(text_lines: list[str], style: PageStyle, font) -> Image.Image:
             x = style.width - margin - step * (number + 1)
             for position, char in enumerate(line):
                 draw.text((x, margin + position * step), char, fill="black", font=font)
+        elif style.char_width:
+            for position, char in enumerate(line):
+                centre = margin + (position + 0.5) * style.char_width
+                draw.text((centre, margin + number * step), char, fill="black", font=font, anchor="mt")
         else:
             draw.text((margin, margin + number * step), line, fill="black", font=font)
     return page
@@ -119,5 +129,20 @@ def make_dataset(
             }
         )
     annotations = output / annotations_name
-    annotations.write_text(json.dumps(records, ensure_ascii=False, indent=1), encoding="utf-8")
+    # Written last and renamed into place: an existing annotation file always has all its images.
+    staging = annotations.with_name(f".{annotations.name}.tmp")
+    staging.write_text(json.dumps(records, ensure_ascii=False, indent=1), encoding="utf-8")
+    os.replace(staging, annotations)
     return annotations
+
+
+def materialize(spec: SyntheticSpec, annotations: str | Path) -> Path:
+    """Render a config's synthetic dataset next to `annotations` unless that file already exists."""
+    annotations = Path(annotations)
+    if annotations.is_file():
+        return annotations
+    style = PageStyle(
+        width=spec.width, height=spec.height, font_size=spec.font_size, lines=spec.lines,
+        min_chars=spec.min_chars, max_chars=spec.max_chars, script=spec.script, char_width=spec.char_width,
+    )
+    return make_dataset(annotations.parent, spec.count, style, spec.seed, annotations_name=annotations.name)

@@ -21,6 +21,7 @@ from got_lightning.data.datamodule import GotDataModule
 from got_lightning.data.dataset import GotDataset, Source
 from got_lightning.data.errors import Problem
 from got_lightning.data.index import build_index
+from got_lightning.model.loading import ensure_model_dir
 from got_lightning.tokens import IGNORE_INDEX, IMG_PAD_ID
 
 PERCENTILES = (50, 90, 99, 100)
@@ -47,6 +48,8 @@ def _data_module(args: argparse.Namespace) -> GotDataModule:
     if args.config:
         data, model = read_sections(args.config)
         data.setdefault("model_path", model.get("model_path"))
+        if model.get("model_path"):
+            ensure_model_dir(model["model_path"], model.get("init_preset"), model.get("init_seed", 0))
     elif args.annotations:
         data = {"datasets": [{"name": Path(args.annotations).stem, "annotations": args.annotations, "image_root": args.image_root}]}
     else:
@@ -55,7 +58,9 @@ def _data_module(args: argparse.Namespace) -> GotDataModule:
         data["image_mode"] = args.image_mode
     data["datasets"] = [DatasetSpec(**spec) if isinstance(spec, dict) else spec for spec in data.get("datasets", [])]
     data["strict"] = False
-    return GotDataModule(**data)
+    module = GotDataModule(**data)
+    module.prepare_data()
+    return module
 
 
 def _all_records(module: GotDataModule) -> tuple[GotDataset, list[Problem], int]:

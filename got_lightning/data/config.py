@@ -7,6 +7,35 @@ from pathlib import Path
 
 
 @dataclass
+class SyntheticSpec:
+    """Render this dataset with PIL when its annotation file does not exist (demo and tests).
+
+    Args:
+        count: Pages to render.
+        seed: Same seed, same pages and transcripts.
+        width: Page width in pixels.
+        height: Page height in pixels.
+        font_size: Glyph size in pixels.
+        lines: Text lines per page.
+        min_chars: Fewest characters per line.
+        max_chars: Most characters per line.
+        script: `digits`, `latin` or `cjk` (needs a CJK font).
+        char_width: Monospaced cell width in pixels (None: the font's own spacing).
+    """
+
+    count: int = 200
+    seed: int = 0
+    width: int = 256
+    height: int = 64
+    font_size: int = 40
+    lines: int = 1
+    min_chars: int = 3
+    max_chars: int = 5
+    script: str = "digits"
+    char_width: int | None = None
+
+
+@dataclass
 class DatasetSpec:
     """One dataset of the `data.datasets` list.
 
@@ -18,6 +47,7 @@ class DatasetSpec:
         val_fraction: Share held out for validation, by image hash (default: `data.val_fraction`).
         val_annotations: A separate validation file instead of a held-out share.
         val_image_root: Image folder of `val_annotations` (default: `image_root`).
+        synthetic: Render the dataset into `annotations`' folder first if the file is missing.
     """
 
     name: str
@@ -27,8 +57,11 @@ class DatasetSpec:
     val_fraction: float | None = None
     val_annotations: str | None = None
     val_image_root: str | None = None
+    synthetic: SyntheticSpec | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.synthetic, dict):
+            self.synthetic = SyntheticSpec(**self.synthetic)
         if self.repeat < 0:
             raise ValueError(f"dataset {self.name!r}: repeat must be >= 0, got {self.repeat}")
         if self.val_fraction is not None and not 0 <= self.val_fraction < 1:

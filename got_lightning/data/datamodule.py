@@ -22,6 +22,8 @@ from got_lightning.data.prompt import OverlengthPolicy, PromptBuilder
 from got_lightning.data.sample import SampleBuilder
 from got_lightning.data.sampler import ShardSampler, TrainBatchSampler
 from got_lightning.data.split import repeat_positions, split_positions
+from got_lightning.data.windows import WindowLoader
+from got_lightning.synthetic import materialize
 from got_lightning.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -101,19 +103,31 @@ class GotDataModule(L.LightningDataModule):
         self.strict = strict
         self.allow_outside_root = allow_outside_root
         self.model_path = model_path
-        self.geometry = ImageGeometry.from_model_dir(model_path)
-        self.pages = PageProcessor(
-            image_size=self.geometry.image_size,
-            mode=image_mode,
-            min_tiles=min_tiles,
-            max_tiles=max_tiles,
-            draft_oversample=jpeg_draft,
-            max_pixels=max_image_pixels,
-        )
+        self.image_mode = image_mode
+        self.min_tiles = min_tiles
+        self.max_tiles = max_tiles
+        self.jpeg_draft = jpeg_draft
+        self.max_image_pixels = max_image_pixels
         self.train_dataset: GotDataset | None = None
         self.val_dataset: GotDataset | None = None
         self.summaries: list[SplitSummary] = []
         self.index_problems: list[Problem] = []
+
+    @cached_property
+    def geometry(self) -> ImageGeometry:
+        """Read from the model directory when first needed (the model may be built after this module)."""
+        return ImageGeometry.from_model_dir(self.model_path)
+
+    @cached_property
+    def pages(self) -> PageProcessor:
+        return PageProcessor(
+            image_size=self.geometry.image_size,
+            mode=self.image_mode,
+            min_tiles=self.min_tiles,
+            max_tiles=self.max_tiles,
+            draft_oversample=self.jpeg_draft,
+            max_pixels=self.max_image_pixels,
+        )
 
     @cached_property
     def tokenizer(self):
@@ -123,6 +137,12 @@ class GotDataModule(L.LightningDataModule):
     def builder(self) -> SampleBuilder:
         prompts = PromptBuilder(self.tokenizer, self.geometry.tokens_per_tile, self.model_max_length, self.overlength)
         return SampleBuilder(self.pages, prompts, self.allow_outside_root)
+
+    def prepare_data(self) -> None:
+        """Render synthetic datasets whose annotation file does not exist yet."""
+        for spec in self.specs:
+            if spec.synthetic is not None:
+                materialize(spec.synthetic, spec.annotations)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_dataset is not None:
@@ -188,7 +208,7 @@ class GotDataModule(L.LightningDataModule):
             lengths[rows] = source.index.answer_chars[entries[rows, 1]]
         return lengths
 
-    def train_dataloader(self) -> StatefulDataLoader:
+    def train_dataloader(self) -> WindowLoader:
         world, rank = self._world()
         sampler = TrainBatchSampler(
             self.train_lengths(),
@@ -198,7 +218,8 @@ class GotDataModule(L.LightningDataModule):
             num_replicas=world,
             rank=rank,
         )
-        return self._loader(self.train_dataset, batch_sampler=sampler)
+        window = self.trainer.accumulate_grad_batches if self.trainer is not None else 1
+        return WindowLoader(self._loader(self.train_dataset, batch_sampler=sampler), window)
 
     def val_dataloader(self) -> StatefulDataLoader:
         world, rank = self._world()

@@ -1,0 +1,40 @@
+"""Run checkpoints: a fixed folder under the run directory, a last checkpoint always left behind,
+and `--ckpt_path last` resolved to the newest complete checkpoint there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+CHECKPOINT_DIR = "checkpoints"
+LAST_NAME = "last.ckpt"
+
+
+def checkpoint_dir(default_root_dir: str | Path) -> Path:
+    return Path(default_root_dir) / CHECKPOINT_DIR
+
+
+def find_last_checkpoint(default_root_dir: str | Path) -> Path | None:
+    """`last.ckpt` of a run directory, else its newest checkpoint file; None when there is none."""
+    folder = checkpoint_dir(default_root_dir)
+    if (folder / LAST_NAME).is_file():
+        return folder / LAST_NAME
+    candidates = [path for path in folder.glob("*.ckpt") if path.is_file()]
+    return max(candidates, key=lambda path: path.stat().st_mtime) if candidates else None
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """`ModelCheckpoint` writing to `<trainer.default_root_dir>/checkpoints` unless `dirpath` is set
+    (so every run of a config resumes from the same place, whatever logger version it gets), and
+    saving the last checkpoint when training ends between two `every_n_train_steps` saves."""
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self.dirpath is None:
+            self.dirpath = str(checkpoint_dir(trainer.default_root_dir))
+        super().setup(trainer, pl_module, stage)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.save_last and self._last_global_step_saved != trainer.global_step and not trainer.sanity_checking:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))

@@ -1,0 +1,38 @@
+"""`got-lightning init`, `convert` and `export`: model directories in and out."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+from got_lightning.model.loading import convert_model_dir, init_model_dir
+from got_lightning.model.presets import PRESETS
+
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    init = subparsers.add_parser("init", help="write a random model of a size preset (real GOT tokenizer)")
+    init.add_argument("--preset", required=True, choices=sorted(PRESETS))
+    init.add_argument("--output", required=True, help="directory to write (transformers format)")
+    init.add_argument("--seed", type=int, default=0, help="same seed, same weights")
+    convert = subparsers.add_parser("convert", help="original GOT checkpoint (GOTQwenForCausalLM) to transformers")
+    convert.add_argument("--input", required=True, help="original-format directory (weights + qwen.tiktoken)")
+    convert.add_argument("--output", required=True, help="directory to write (transformers format)")
+    export = subparsers.add_parser("export", help="training checkpoint to a stock transformers model directory")
+    export.add_argument("--ckpt", required=True, help="Lightning .ckpt file or DeepSpeed checkpoint directory")
+    export.add_argument("--output", required=True, help="directory to write")
+    export.add_argument("--model_path", "--model-path", dest="model_path", help="base model directory if it moved")
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console()
+    if args.command == "init":
+        output = init_model_dir(args.preset, args.output, args.seed)
+    elif args.command == "convert":
+        output = convert_model_dir(args.input, args.output)
+    else:
+        from got_lightning.export import export
+
+        output = export(args.ckpt, args.output, args.model_path)
+    console.print(f"wrote {output}")
+    return 0

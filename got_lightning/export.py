@@ -1,0 +1,54 @@
+"""Lightning or DeepSpeed checkpoint to a stock transformers model directory."""
+
+from __future__ import annotations
+
+import inspect
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from got_lightning.model.loading import save_model_dir
+from got_lightning.module import GotLightningModule
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A Lightning `.ckpt` file, or a DeepSpeed checkpoint directory consolidated to fp32, loaded
+    without executing pickled code."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    if path.is_dir():
+        from lightning.pytorch.utilities.deepspeed import convert_zero_checkpoint_to_fp32_state_dict
+
+        with tempfile.TemporaryDirectory() as scratch:
+            single = Path(scratch) / "consolidated.ckpt"
+            convert_zero_checkpoint_to_fp32_state_dict(str(path), str(single))
+            return torch.load(single, map_location="cpu", weights_only=True)
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def module_from_checkpoint(path: str | Path, model_path: str | None = None) -> GotLightningModule:
+    """The LightningModule of a checkpoint: base weights from its model directory (or `model_path`),
+    then the checkpoint's trained weights on top."""
+    checkpoint = read_checkpoint(path)
+    accepted = inspect.signature(GotLightningModule.__init__).parameters
+    # LightningCLI adds bookkeeping entries such as `_instantiator`; keep the module's own arguments.
+    hparams = {k: v for k, v in checkpoint.get("hyper_parameters", {}).items() if k in accepted}
+    if model_path is not None:
+        hparams["model_path"] = model_path
+    if "model_path" not in hparams:
+        raise ValueError(f"{path} has no hyper_parameters.model_path; pass --model_path")
+    hparams["gradient_checkpointing"] = False
+    module = GotLightningModule(**hparams)
+    module.on_load_checkpoint(checkpoint)
+    module.load_state_dict(checkpoint["state_dict"], strict=False)
+    return module.eval()
+
+
+def export(ckpt: str | Path, output: str | Path, model_path: str | None = None) -> Path:
+    """Write config, full safetensors weights (frozen ones included, LoRA merged), tokenizer and
+    processor config to `output`."""
+    module = module_from_checkpoint(ckpt, model_path)
+    return save_model_dir(module.merged_model(), module.tokenizer, output)

@@ -1,0 +1,85 @@
+"""Batched greedy OCR generation from training-format batches (left-padded prompts, KV cache)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers import GotOcr2ForConditionalGeneration, PreTrainedTokenizerBase
+
+from got_lightning.tokens import IGNORE_INDEX, IM_END_ID, PAD_ID
+
+
+@dataclass
+class GenerationArgs:
+    """Greedy decoding settings.
+
+    Args:
+        max_new_tokens: Longest answer generated (upstream: 4096).
+        no_repeat_ngram_size: Block repeated n-grams of this size (upstream: 20; 0 turns it off).
+    """
+
+    max_new_tokens: int = 4096
+    no_repeat_ngram_size: int = 20
+
+
+def last_answer_span(labels: torch.Tensor) -> tuple[int, int]:
+    """[start, end) of the last supervised run of one row of labels (its `<|im_end|>` included)."""
+    positions = (labels != IGNORE_INDEX).nonzero().flatten().tolist()
+    if not positions:
+        return len(labels), len(labels)
+    end = positions[-1] + 1
+    start = end - 1
+    while start > 0 and labels[start - 1] != IGNORE_INDEX:
+        start -= 1
+    return start, end
+
+
+def split_prompts(input_ids: torch.Tensor, labels: torch.Tensor) -> tuple[list[list[int]], list[list[int]]]:
+    """Per row: the prompt (everything before the last answer) and the reference answer ids."""
+    prompts, references = [], []
+    for ids, row_labels in zip(input_ids, labels):
+        start, end = last_answer_span(row_labels)
+        prompts.append(ids[:start].tolist())
+        references.append([token for token in ids[start:end].tolist() if token != IM_END_ID])
+    return prompts, references
+
+
+def left_pad(prompts: list[list[int]], pad_id: int = PAD_ID) -> tuple[torch.Tensor, torch.Tensor]:
+    longest = max(len(prompt) for prompt in prompts)
+    ids = torch.full((len(prompts), longest), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), longest), dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        ids[row, longest - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
+        mask[row, longest - len(prompt):] = 1
+    return ids, mask
+
+
+@torch.no_grad()
+def generate_ids(
+    model: GotOcr2ForConditionalGeneration,
+    prompts: list[list[int]],
+    pixel_values: torch.Tensor,
+    args: GenerationArgs,
+) -> list[list[int]]:
+    """Greedy answers for a batch of prompts whose tiles are stacked, in order, in `pixel_values`."""
+    device = pixel_values.device
+    ids, mask = left_pad(prompts)
+    output = model.generate(
+        input_ids=ids.to(device),
+        attention_mask=mask.to(device),
+        pixel_values=pixel_values,
+        do_sample=False,
+        max_new_tokens=args.max_new_tokens,
+        no_repeat_ngram_size=args.no_repeat_ngram_size or None,
+        eos_token_id=IM_END_ID,
+        pad_token_id=PAD_ID,
+    )
+    answers = []
+    for row in output[:, ids.shape[1]:].tolist():
+        answers.append(row[: row.index(IM_END_ID)] if IM_END_ID in row else [t for t in row if t != PAD_ID])
+    return answers
+
+
+def decode(tokenizer: PreTrainedTokenizerBase, ids: list[int]) -> str:
+    return tokenizer.decode(ids, skip_special_tokens=True)

@@ -1,0 +1,145 @@
+"""Model directories in and out: transformers format, original GOT format, tiny presets."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+from transformers import GotOcr2ForConditionalGeneration, GotOcr2Processor, PreTrainedTokenizerBase
+from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
+
+from got_lightning.model.original import (
+    ConversionError,
+    convert_state_dict,
+    infer_config,
+    is_original_state_dict,
+)
+from got_lightning.model.presets import random_model
+from got_lightning.tokenizer import load_tokenizer
+
+log = logging.getLogger(__name__)
+
+TRANSFORMERS_MODEL_TYPE = "got_ocr2"
+
+
+class ModelDirError(FileNotFoundError):
+    """A model directory that is missing or holds no usable GOT model."""
+
+
+def read_config(model_dir: Path) -> dict[str, Any]:
+    config_file = model_dir / "config.json"
+    if not config_file.is_file():
+        raise ModelDirError(f"{model_dir} has no config.json: not a model directory")
+    return json.loads(config_file.read_text(encoding="utf-8"))
+
+
+def is_transformers_dir(model_dir: str | Path) -> bool:
+    """Whether a directory holds a transformers-format `got_ocr2` model."""
+    return read_config(Path(model_dir)).get("model_type") == TRANSFORMERS_MODEL_TYPE
+
+
+def read_weights(model_dir: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of a directory's safetensors or (weights-only) PyTorch weight files."""
+    files = sorted(model_dir.glob("*.safetensors"))
+    if files:
+        state: dict[str, torch.Tensor] = {}
+        for file in files:
+            state.update(load_file(file))
+        return state
+    files = sorted(model_dir.glob("pytorch_model*.bin"))
+    if not files:
+        raise ModelDirError(f"{model_dir} has no *.safetensors or pytorch_model*.bin weight files")
+    state = {}
+    for file in files:
+        state.update(torch.load(file, map_location="cpu", weights_only=True))
+    return state
+
+
+def load_original(model_dir: str | Path) -> GotOcr2ForConditionalGeneration:
+    """Convert an original-format GOT directory (GOTQwenForCausalLM) into the transformers model."""
+    model_dir = Path(model_dir)
+    original = read_weights(model_dir)
+    if not is_original_state_dict(original):
+        raise ModelDirError(f"{model_dir} is neither a transformers `got_ocr2` model nor an original GOT checkpoint")
+    converted, unmapped = convert_state_dict(original)
+    try:
+        config = infer_config(converted, read_config(model_dir))
+    except KeyError as error:
+        raise ConversionError([str(error.args[0])], unmapped) from error
+    model = GotOcr2ForConditionalGeneration(config)
+    expected = set(model.state_dict())
+    tied = {"lm_head.weight"} if config.tie_word_embeddings else set()
+    missing = sorted(expected - set(converted) - tied)
+    unexpected = sorted(set(converted) - expected) + unmapped
+    if missing or unexpected:
+        raise ConversionError(missing, unexpected)
+    model.load_state_dict(converted, strict=False)
+    model.tie_weights()
+    return model.eval()
+
+
+def load_model(model_dir: str | Path, dtype: torch.dtype | None = None) -> GotOcr2ForConditionalGeneration:
+    """The GOT model of a local directory, transformers or original format (converted on load)."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ModelDirError(f"model directory {model_dir} does not exist")
+    if is_transformers_dir(model_dir):
+        model = GotOcr2ForConditionalGeneration.from_pretrained(model_dir, dtype=dtype, local_files_only=True)
+    else:
+        log.warning("%s is in the original GOT format; converting it on load (see `got-lightning convert`)", model_dir)
+        model = load_original(model_dir)
+        if dtype is not None:
+            model = model.to(dtype)
+    return model.eval()
+
+
+def processor_for(model: GotOcr2ForConditionalGeneration, tokenizer: PreTrainedTokenizerBase) -> GotOcr2Processor:
+    """The stock transformers processor matching the model's tile size."""
+    size = model.config.vision_config.image_size
+    image_processor = GotOcr2ImageProcessorPil(size={"height": size, "width": size})
+    return GotOcr2Processor(image_processor=image_processor, tokenizer=tokenizer)
+
+
+def save_model_dir(
+    model: GotOcr2ForConditionalGeneration, tokenizer: PreTrainedTokenizerBase, output: str | Path
+) -> Path:
+    """Write a transformers directory: config, safetensors weights, tokenizer and processor configs."""
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(output, safe_serialization=True)
+    processor_for(model, tokenizer).save_pretrained(output)
+    return output
+
+
+def init_model_dir(preset: str, output: str | Path, seed: int = 0) -> Path:
+    """Write a random model of a preset with the real GOT tokenizer as a transformers directory."""
+    return save_model_dir(random_model(preset, seed), load_tokenizer(None), output)
+
+
+def convert_model_dir(source: str | Path, output: str | Path) -> Path:
+    """Convert an original-format GOT directory to a transformers directory."""
+    return save_model_dir(load_original(source), load_tokenizer(source), output)
+
+
+def ensure_model_dir(model_path: str, preset: str | None, seed: int) -> None:
+    """Build the preset at `model_path` when the directory does not exist yet (atomically, so
+    several processes may race)."""
+    path = Path(model_path)
+    if path.exists() or preset is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    init_model_dir(preset, staging, seed)
+    try:
+        os.rename(staging, path)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not path.exists():
+            raise

@@ -1,0 +1,279 @@
+"""The LightningModule: GOT training with explicit freezing, exact token-mean loss, and CER validation."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_only
+from torchmetrics.text import CharErrorRate
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+from got_lightning.generation import GenerationArgs, decode, generate_ids, split_prompts
+from got_lightning.model.freezing import Freezing, count_parameters, print_summary
+from got_lightning.model.loading import ModelDirError, ensure_model_dir, load_model
+from got_lightning.model.lora import LoraArgs, add_lora, merge_lora
+from got_lightning.model.loss import supervised_loss_sum
+from got_lightning.model.optim import (
+    OptimizerName,
+    SchedulerName,
+    build_optimizer,
+    lr_factor,
+    parameter_groups,
+    warmup_steps_for,
+)
+from got_lightning.tokenizer import load_tokenizer
+
+log = logging.getLogger(__name__)
+
+
+class GotLightningModule(L.LightningModule):
+    """GOT-OCR2.0 (transformers' `GotOcr2ForConditionalGeneration`) fine-tuning.
+
+    Args:
+        model_path: Local model directory, transformers or original GOT format.
+        init_preset: When `model_path` does not exist, build a random model of this preset there
+            (`tiny`, `micro`, `got`) with the real GOT tokenizer.
+        init_seed: Seed of that random model (same seed, same weights).
+        freeze_vision_tower: Keep the SAM/ViTDet encoder fixed (runs in eval mode, no gradients).
+        freeze_projector: Keep the vision-to-text projector fixed.
+        freeze_language_model: Keep the Qwen2 decoder and its head fixed.
+        lora: LoRA adapters on the language model (its base weights are then frozen).
+        optimizer: `adamw`, or bitsandbytes' `adamw8bit` / `paged_adamw8bit`.
+        learning_rate: Peak learning rate.
+        vision_learning_rate: Peak learning rate of the vision tower when it trains (default: `learning_rate`).
+        projector_learning_rate: Peak learning rate of the projector (default: `learning_rate`).
+        weight_decay: AdamW weight decay (never applied to norms, biases and embeddings).
+        betas: Adam betas.
+        eps: Adam epsilon.
+        lr_scheduler: `cosine`, `linear` or `constant` after warmup.
+        warmup_ratio: Share of optimizer steps spent warming up linearly.
+        min_lr_ratio: Learning rate at the end of the schedule, relative to the peak.
+        lr_schedule_steps: Optimizer steps the warmup and decay span (default: the trainer's total,
+            from max_steps or max_epochs). Fix it to stop early and resume with another max_steps.
+        gradient_checkpointing: Recompute activations in the backward pass to save memory.
+        generation: Greedy decoding settings of validation.
+        val_generate: Generate during validation and report CER (otherwise loss only).
+    """
+
+    def __init__(
+        self,
+        model_path: str,
+        init_preset: str | None = None,
+        init_seed: int = 0,
+        freeze_vision_tower: bool = True,
+        freeze_projector: bool = False,
+        freeze_language_model: bool = False,
+        lora: LoraArgs | dict | None = None,
+        optimizer: OptimizerName = "adamw",
+        learning_rate: float = 2e-5,
+        vision_learning_rate: float | None = None,
+        projector_learning_rate: float | None = None,
+        weight_decay: float = 0.0,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        lr_scheduler: SchedulerName = "cosine",
+        warmup_ratio: float = 0.001,
+        min_lr_ratio: float = 0.0,
+        lr_schedule_steps: int | None = None,
+        gradient_checkpointing: bool = False,
+        generation: GenerationArgs | dict | None = None,
+        val_generate: bool = True,
+    ) -> None:
+        super().__init__()
+        lora = LoraArgs(**lora) if isinstance(lora, dict) else lora
+        generation = GenerationArgs(**generation) if isinstance(generation, dict) else generation
+        # Plain values only, so checkpoints load with `weights_only=True`.
+        self.save_hyperparameters(ignore=["lora", "generation"])
+        self.hparams["lora"] = None if lora is None else asdict(lora)
+        self.hparams["generation"] = asdict(generation or GenerationArgs())
+        ensure_model_dir(model_path, init_preset, init_seed)
+        if not Path(model_path).exists():
+            raise ModelDirError(f"model directory {model_path} does not exist (set model.init_preset to build one)")
+        self.got = load_model(model_path)
+        self.tokenizer = load_tokenizer(model_path)
+        self.freezing = Freezing(freeze_vision_tower, freeze_projector, freeze_language_model or lora is not None)
+        self.freezing.apply(self.got)
+        if lora is not None:
+            add_lora(self.got, lora)
+        self.freezing.check(self.got)
+        if gradient_checkpointing:
+            self.got.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.generation = generation or GenerationArgs()
+        self.val_cer = CharErrorRate()
+        self.strict_loading = False
+        self._window_loss = torch.zeros(())
+        self._window_started = 0.0
+        self._window_samples = 0
+        self._window_input_tokens = 0
+        self.train()
+
+    @property
+    def image_size(self) -> int:
+        return self.got.config.vision_config.image_size
+
+    def train(self, mode: bool = True) -> GotLightningModule:
+        super().train(mode)
+        if self.freezing.vision_tower:
+            self.got.model.vision_tower.eval()
+        return self
+
+    # ---- forward -------------------------------------------------------------------------------
+
+    def image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Projected tile features `(tiles, tokens_per_tile, hidden)`; a frozen tower runs without grad."""
+        tower = self.got.model.vision_tower
+        dtype = tower.patch_embed.projection.weight.dtype
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freezing.vision_tower):
+            vision = tower(pixel_values.to(dtype)).last_hidden_state
+        return self.got.model.multi_modal_projector(vision)
+
+    def hidden_states(self, batch: dict[str, Any]) -> torch.Tensor:
+        features = self.image_features(batch["pixel_values"])
+        outputs = self.got.model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            mm_encoder_outputs={"image": BaseModelOutputWithPooling(pooler_output=features)},
+            use_cache=False,
+        )
+        return outputs.last_hidden_state
+
+    def logits(self, batch: dict[str, Any]) -> torch.Tensor:
+        """Full-vocabulary logits of a batch (for checks and export parity)."""
+        return self.got.lm_head(self.hidden_states(batch))
+
+    def loss_sum(self, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
+        return supervised_loss_sum(self.hidden_states(batch), batch["labels"], self.got.lm_head)
+
+    # ---- training ------------------------------------------------------------------------------
+
+    def _gradient_scale(self) -> float:
+        """Undo the averaging done after `training_step`: Lightning divides by the accumulation
+        count, DDP/ZeRO average over ranks, and DeepSpeed divides by the accumulation count again."""
+        trainer = self.trainer
+        accumulation = trainer.accumulate_grad_batches
+        scale = trainer.world_size * accumulation
+        if type(trainer.strategy).__name__ == "DeepSpeedStrategy":
+            scale *= accumulation
+        return float(scale)
+
+    def _zero_loss(self) -> torch.Tensor:
+        """A zero loss touching every trainable parameter, so every rank still runs a backward."""
+        return sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        if batch.get("window_index", 0) == 0:
+            self._start_window()
+        window_tokens = self.trainer.strategy.reduce(
+            torch.tensor(float(batch.get("window_tokens", 0)), device=self.device), reduce_op="sum"
+        )
+        if batch["size"]:
+            loss_sum, _ = self.loss_sum(batch)
+            self._window_samples += batch["size"]
+            self._window_input_tokens += int(batch["attention_mask"].sum())
+        else:
+            loss_sum = self._zero_loss()
+        self._window_loss = self._window_loss.to(self.device) + loss_sum.detach().float()
+        if batch.get("window_index", 0) == batch.get("window_size", 1) - 1:
+            self._log_window(window_tokens, len(batch.get("problems", [])))
+        return loss_sum * (self._gradient_scale() / window_tokens.clamp(min=1.0))
+
+    def _start_window(self) -> None:
+        self._window_loss = torch.zeros((), device=self.device)
+        self._window_started = time.perf_counter()
+        self._window_samples = 0
+        self._window_input_tokens = 0
+
+    def _log_window(self, window_tokens: torch.Tensor, skipped: int) -> None:
+        strategy = self.trainer.strategy
+        loss = strategy.reduce(self._window_loss, reduce_op="sum") / window_tokens.clamp(min=1.0)
+        counts = strategy.reduce(
+            torch.tensor([self._window_samples, self._window_input_tokens, skipped], device=self.device, dtype=torch.float),
+            reduce_op="sum",
+        )
+        seconds = max(time.perf_counter() - self._window_started, 1e-9)
+        self.log("train/loss", loss, prog_bar=True, batch_size=1)
+        self.log("train/supervised_tokens", window_tokens, batch_size=1)
+        self.log("train/samples_per_s", counts[0] / seconds, batch_size=1)
+        self.log("train/tokens_per_s", counts[1] / seconds, batch_size=1)
+        self.log("train/supervised_tokens_per_s", window_tokens / seconds, batch_size=1)
+        if counts[2]:
+            self.log("train/skipped_samples", counts[2], reduce_fx="sum", batch_size=1)
+        groups = self.trainer.optimizers[0].param_groups
+        self.log("lr", next((g for g in groups if g.get("part") == "model"), groups[0])["lr"], prog_bar=True, batch_size=1)
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if grads:
+            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
+            self.log("train/grad_norm", norm, batch_size=1)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        hp = self.hparams
+        part_rates = {
+            fragment: rate
+            for fragment, rate in ((".vision_tower.", hp.vision_learning_rate), (".multi_modal_projector.", hp.projector_learning_rate))
+            if rate is not None
+        }
+        groups = parameter_groups(self, hp.weight_decay, part_rates)
+        optimizer = build_optimizer(hp.optimizer, groups, hp.learning_rate, tuple(hp.betas), hp.eps)
+        total = hp.lr_schedule_steps or max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = warmup_steps_for(total, hp.warmup_ratio)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: lr_factor(step, total, warmup, hp.lr_scheduler, hp.min_lr_ratio)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    @rank_zero_only
+    def on_fit_start(self) -> None:
+        print_summary(count_parameters(self.got))
+
+    # ---- validation ----------------------------------------------------------------------------
+
+    def on_validation_epoch_start(self) -> None:
+        # A `validate` before `fit` leaves inference-mode tensors behind; start from fresh state.
+        self.val_cer.reset()
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        if not batch["size"]:
+            return
+        loss_sum, tokens = self.loss_sum(batch)
+        self.log("val/loss", loss_sum / max(tokens, 1), batch_size=max(tokens, 1), sync_dist=True, prog_bar=True)
+        if not self.hparams.val_generate:
+            return
+        prompts, references = split_prompts(batch["input_ids"], batch["labels"])
+        answers = generate_ids(self.got, prompts, batch["pixel_values"], self.generation)
+        predictions = [decode(self.tokenizer, ids) for ids in answers]
+        self.val_cer.update(predictions, [decode(self.tokenizer, ids) for ids in references])
+        self.log("val/cer", self.val_cer, prog_bar=True, batch_size=len(predictions))
+
+    # ---- checkpoints ---------------------------------------------------------------------------
+
+    def frozen_state_keys(self) -> set[str]:
+        return {name for name, p in self.named_parameters(remove_duplicate=False) if not p.requires_grad}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Frozen weights stay in the model directory; the checkpoint holds what training changes."""
+        frozen = self.frozen_state_keys()
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k not in frozen}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        expected = set(self.state_dict()) - self.frozen_state_keys()
+        present = set(checkpoint["state_dict"])
+        missing, unexpected = sorted(expected - present), sorted(present - set(self.state_dict()))
+        if missing or unexpected:
+            raise ValueError(
+                "checkpoint does not match this model configuration (freezing or LoRA settings differ?): "
+                f"missing {missing[:5]}{' ...' if len(missing) > 5 else ''}, "
+                f"unexpected {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}"
+            )
+
+    def merged_model(self):
+        """The wrapped transformers model with any LoRA adapters folded in (modifies this module)."""
+        merge_lora(self.got)
+        return self.got

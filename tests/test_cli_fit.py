@@ -1,0 +1,72 @@
+"""`got-lightning fit|validate` through LightningCLI on the micro model: resume, errors, overrides."""
+
+import pytest
+import torch
+
+from got_lightning.cli import main
+from tests.training_helpers import fit_config
+
+
+def trained_state(root):
+    checkpoint = torch.load(root / "checkpoints" / "last.ckpt", weights_only=True)
+    return checkpoint
+
+
+def test_two_n_steps_equal_n_steps_resumed_to_two_n(micro_model_dir, digit_pages, tmp_path):
+    # 21 training pages, batch 2, accumulation 2: 6 optimizer steps per epoch (the last one on a
+    # partial window); N = 4 is mid-epoch and 2N = 8 runs into the second epoch.
+    common = {"trainer": {"accumulate_grad_batches": 2, "gradient_clip_val": 1.0}, "model": {"lr_schedule_steps": 8}}
+    straight = fit_config(tmp_path / "a.yaml", digit_pages, micro_model_dir, tmp_path / "a", **common)
+    halves = fit_config(tmp_path / "b.yaml", digit_pages, micro_model_dir, tmp_path / "b", **common)
+    assert main(["fit", "--config", str(straight), "--trainer.max_steps", "8"]) == 0
+    assert main(["fit", "--config", str(halves), "--trainer.max_steps", "4"]) == 0
+    first_half = trained_state(tmp_path / "b")
+    assert first_half["global_step"] == 4
+    assert main(["fit", "--config", str(halves), "--trainer.max_steps", "8", "--ckpt_path", "last"]) == 0
+
+    a, b = trained_state(tmp_path / "a"), trained_state(tmp_path / "b")
+    assert a["global_step"] == b["global_step"] == 8
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for name, tensor in a["state_dict"].items():
+        torch.testing.assert_close(b["state_dict"][name], tensor, rtol=1e-5, atol=1e-6, msg=name)
+        assert not torch.equal(first_half["state_dict"][name], tensor) or "vision_tower" in name or "rel_pos" in name
+    for state_a, state_b in zip(a["optimizer_states"][0]["state"].values(), b["optimizer_states"][0]["state"].values()):
+        torch.testing.assert_close(state_b["exp_avg"], state_a["exp_avg"], rtol=1e-5, atol=1e-7)
+    assert a["lr_schedulers"][0]["last_epoch"] == b["lr_schedulers"][0]["last_epoch"] == 8
+
+
+def test_a_run_stopping_between_saves_still_leaves_last(micro_model_dir, digit_pages, tmp_path):
+    config = fit_config(tmp_path / "c.yaml", digit_pages, micro_model_dir, tmp_path / "run")
+    assert main(["fit", "--config", str(config), "--trainer.max_steps", "3", "--checkpoint.every_n_train_steps", "2"]) == 0
+    assert trained_state(tmp_path / "run")["global_step"] == 3
+
+
+def test_cli_overrides_reach_the_module(micro_model_dir, digit_pages, tmp_path, capsys):
+    config = fit_config(tmp_path / "c.yaml", digit_pages, micro_model_dir, tmp_path / "run")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(config), "--model.freeze_vision_tower", "false", "--print_config"])
+    assert exit_info.value.code == 0
+    printed = capsys.readouterr().out
+    assert "freeze_vision_tower: false" in printed
+    assert "use_distributed_sampler: false" in printed
+    assert f"model_path: {micro_model_dir}" in printed
+
+
+def test_user_mistakes_get_one_clear_message(micro_model_dir, digit_pages, tmp_path, capsys):
+    config = fit_config(tmp_path / "c.yaml", digit_pages, micro_model_dir, tmp_path / "fresh")
+    assert main(["fit", "--config", str(config), "--ckpt_path", "last"]) == 2
+    assert "no checkpoint to resume" in capsys.readouterr().err
+
+    assert main(["fit", "--config", str(config), "--model.model_path", str(tmp_path / "missing")]) == 2
+    error = capsys.readouterr().err
+    assert "missing" in error and "does not exist" in error and "Traceback" not in error
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(config), "--model.freeze_tower", "true"])
+    assert exit_info.value.code == 2
+    assert "freeze_tower" in capsys.readouterr().err
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    assert main(["fit", "--config", str(config), "--trainer.default_root_dir", str(blocker / "run")]) == 2
+    assert "not writable" in capsys.readouterr().err
