@@ -17,11 +17,12 @@ def checkpoint_dir(default_root_dir: str | Path) -> Path:
 
 
 def find_last_checkpoint(default_root_dir: str | Path) -> Path | None:
-    """`last.ckpt` of a run directory, else its newest checkpoint file; None when there is none."""
+    """`last.ckpt` of a run directory, else its newest checkpoint; None when there is none.
+    (DeepSpeed checkpoints are directories named like files.)"""
     folder = checkpoint_dir(default_root_dir)
-    if (folder / LAST_NAME).is_file():
+    if (folder / LAST_NAME).exists():
         return folder / LAST_NAME
-    candidates = [path for path in folder.glob("*.ckpt") if path.is_file()]
+    candidates = list(folder.glob("*.ckpt"))
     return max(candidates, key=lambda path: path.stat().st_mtime) if candidates else None
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 import sys
 
-from jsonargparse import lazy_instance
-from lightning.pytorch.callbacks import RichModelSummary, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from rich.console import Console
 
@@ -35,7 +33,10 @@ class GotCLI(LightningCLI):
             {
                 "checkpoint.save_last": True,
                 "trainer.use_distributed_sampler": False,
-                "trainer.callbacks": [lazy_instance(RichProgressBar), lazy_instance(RichModelSummary, max_depth=2)],
+                "trainer.callbacks": [
+                    {"class_path": "lightning.pytorch.callbacks.RichProgressBar"},
+                    {"class_path": "lightning.pytorch.callbacks.RichModelSummary", "init_args": {"max_depth": 2}},
+                ],
             }
         )
 
@@ -67,7 +68,7 @@ def run_lightning(argv: list[str]) -> int:
         GotCLI(
             GotLightningModule,
             GotDataModule,
-            args=argv,
+            args=None if argv == sys.argv[1:] else argv,
             save_config_kwargs={"overwrite": True},
             parser_kwargs={"prog": "got-lightning"},
         )
