@@ -11,8 +11,6 @@ from typing import Literal
 
 from PIL import Image, ImageDraw, ImageFont
 
-from got_lightning.data.config import SyntheticSpec
-
 Script = Literal["digits", "latin", "cjk"]
 Layout = Literal["horizontal", "vertical"]
 
@@ -65,6 +63,20 @@ class PageStyle:
     layout: Layout = "horizontal"
     line_break: str = ""
     char_width: int | None = None
+
+
+@dataclass(frozen=True)
+class SyntheticSpec(PageStyle):
+    """A dataset rendered when its annotation file does not exist (demo and tests): how many pages,
+    the seed (same seed, same pages and transcripts) and the page style.
+
+    Args:
+        count: Pages to render.
+        seed: Random seed of the transcripts.
+    """
+
+    count: int = 200
+    seed: int = 0
 
 
 def find_font(script: Script, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
@@ -141,8 +153,4 @@ def materialize(spec: SyntheticSpec, annotations: str | Path) -> Path:
     annotations = Path(annotations)
     if annotations.is_file():
         return annotations
-    style = PageStyle(
-        width=spec.width, height=spec.height, font_size=spec.font_size, lines=spec.lines,
-        min_chars=spec.min_chars, max_chars=spec.max_chars, script=spec.script, char_width=spec.char_width,
-    )
-    return make_dataset(annotations.parent, spec.count, style, spec.seed, annotations_name=annotations.name)
+    return make_dataset(annotations.parent, spec.count, spec, spec.seed, annotations_name=annotations.name)

@@ -5,34 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-
-@dataclass
-class SyntheticSpec:
-    """Render this dataset with PIL when its annotation file does not exist (demo and tests).
-
-    Args:
-        count: Pages to render.
-        seed: Same seed, same pages and transcripts.
-        width: Page width in pixels.
-        height: Page height in pixels.
-        font_size: Glyph size in pixels.
-        lines: Text lines per page.
-        min_chars: Fewest characters per line.
-        max_chars: Most characters per line.
-        script: `digits`, `latin` or `cjk` (needs a CJK font).
-        char_width: Monospaced cell width in pixels (None: the font's own spacing).
-    """
-
-    count: int = 200
-    seed: int = 0
-    width: int = 256
-    height: int = 64
-    font_size: int = 40
-    lines: int = 1
-    min_chars: int = 3
-    max_chars: int = 5
-    script: str = "digits"
-    char_width: int | None = None
+from got_lightning.synthetic import SyntheticSpec
 
 
 @dataclass
