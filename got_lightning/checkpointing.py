@@ -26,15 +26,50 @@ def find_last_checkpoint(default_root_dir: str | Path) -> Path | None:
     return max(candidates, key=lambda path: path.stat().st_mtime) if candidates else None
 
 
-class RunCheckpoint(ModelCheckpoint):
-    """`ModelCheckpoint` writing to `<trainer.default_root_dir>/checkpoints` unless `dirpath` is set
-    (so every run of a config resumes from the same place, whatever logger version it gets), and
-    saving the last checkpoint when training ends between two `every_n_train_steps` saves."""
+class RunDirCheckpoint(ModelCheckpoint):
+    """`ModelCheckpoint` writing to `<trainer.default_root_dir>/checkpoints` unless `dirpath` is set,
+    so every run of a config finds its checkpoints in the same place whatever logger version it gets."""
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self.dirpath is None:
             self.dirpath = str(checkpoint_dir(trainer.default_root_dir))
         super().setup(trainer, pl_module, stage)
+
+
+class BestCheckpoint(RunDirCheckpoint):
+    """Keeps the checkpoint with the lowest held-out CER seen so far (`best-step=N-cer=X.ckpt`)."""
+
+    def __init__(
+        self,
+        dirpath: str | None = None,
+        filename: str | None = None,
+        monitor: str = "val/cer",
+        mode: str = "min",
+        save_top_k: int = 1,
+        auto_insert_metric_name: bool = False,
+        save_on_train_epoch_end: bool | None = False,
+        **kwargs,
+    ) -> None:
+        super().__init__(
+            dirpath=dirpath,
+            filename=filename or "best-step={step}-cer={val/cer:.4f}",
+            monitor=monitor,
+            mode=mode,
+            save_top_k=save_top_k,
+            auto_insert_metric_name=auto_insert_metric_name,
+            save_on_train_epoch_end=save_on_train_epoch_end,
+            **kwargs,
+        )
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Validation without generation (`model.val_generate: false`) has no CER to rank by.
+        if self.monitor in trainer.callback_metrics:
+            super().on_validation_end(trainer, pl_module)
+
+
+class RunCheckpoint(RunDirCheckpoint):
+    """Periodic run checkpoints, saving the last one also when training ends between two
+    `every_n_train_steps` saves."""
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.save_last and self._last_global_step_saved != trainer.global_step and not trainer.sanity_checking:

@@ -8,7 +8,7 @@ import sys
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from rich.console import Console
 
-from got_lightning.checkpointing import RunCheckpoint, find_last_checkpoint
+from got_lightning.checkpointing import BestCheckpoint, RunCheckpoint, find_last_checkpoint
 from got_lightning.commands import own
 from got_lightning.data.datamodule import GotDataModule
 from got_lightning.module import GotLightningModule
@@ -24,6 +24,7 @@ class GotCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(BestCheckpoint, "best_checkpoint")
         parser.link_arguments("model.model_path", "data.model_path")
         parser.add_argument(
             "--validate_before_fit", type=bool, default=False,
@@ -53,7 +54,9 @@ class GotCLI(LightningCLI):
             Console(stderr=True).print(f"resuming from {last}")
         self.cer_before = None
         if config.get("validate_before_fit"):
+            self.model.results_subdir = "validation/before-fit"
             self.trainer.validate(self.model, datamodule=self.datamodule)
+            self.model.results_subdir = None
             self.cer_before = self.trainer.callback_metrics.get("val/cer")
 
     def after_fit(self) -> None:

@@ -11,10 +11,13 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_only
-from torchmetrics.text import CharErrorRate
+from rich.console import Console
+from torchmetrics import MeanMetric
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
+from got_lightning.evaluation import gather_records, prediction_record, write_results
 from got_lightning.generation import GenerationArgs, decode, generate_ids, split_prompts
+from got_lightning.metrics import OcrMetrics, SampleScore, TextNormalization
 from got_lightning.model.freezing import Freezing, count_parameters, print_summary
 from got_lightning.model.loading import ModelDirError, ensure_model_dir, load_model
 from got_lightning.model.lora import LoraArgs, add_lora, merge_lora
@@ -59,6 +62,7 @@ class GotLightningModule(L.LightningModule):
         gradient_checkpointing: Recompute activations in the backward pass to save memory.
         generation: Greedy decoding settings of validation.
         val_generate: Generate during validation and report CER (otherwise loss only).
+        normalization: Text normalization applied to prediction and reference before scoring.
     """
 
     def __init__(
@@ -84,14 +88,17 @@ class GotLightningModule(L.LightningModule):
         gradient_checkpointing: bool = False,
         generation: GenerationArgs | dict | None = None,
         val_generate: bool = True,
+        normalization: TextNormalization | dict | None = None,
     ) -> None:
         super().__init__()
         lora = LoraArgs(**lora) if isinstance(lora, dict) else lora
         generation = GenerationArgs(**generation) if isinstance(generation, dict) else generation
+        normalization = TextNormalization(**normalization) if isinstance(normalization, dict) else normalization
         # Plain values only, so checkpoints load with `weights_only=True`.
-        self.save_hyperparameters(ignore=["lora", "generation"])
+        self.save_hyperparameters(ignore=["lora", "generation", "normalization"])
         self.hparams["lora"] = None if lora is None else asdict(lora)
         self.hparams["generation"] = asdict(generation or GenerationArgs())
+        self.hparams["normalization"] = asdict(normalization or TextNormalization())
         ensure_model_dir(model_path, init_preset, init_seed)
         if not Path(model_path).exists():
             raise ModelDirError(f"model directory {model_path} does not exist (set model.init_preset to build one)")
@@ -105,7 +112,11 @@ class GotLightningModule(L.LightningModule):
         if gradient_checkpointing:
             self.got.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.generation = generation or GenerationArgs()
-        self.val_cer = CharErrorRate()
+        self.normalization = normalization or TextNormalization()
+        self.val_metrics = OcrMetrics()
+        self.val_loss = MeanMetric()
+        self.val_records: list[dict[str, Any]] = []
+        self.results_subdir: str | None = None
         self.strict_loading = False
         self._window_loss = torch.zeros(())
         self._window_started = 0.0
@@ -237,20 +248,70 @@ class GotLightningModule(L.LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         # A `validate` before `fit` leaves inference-mode tensors behind; start from fresh state.
-        self.val_cer.reset()
+        self.val_metrics.reset()
+        self.val_loss.reset()
+        self.val_records = []
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         if not batch["size"]:
             return
         loss_sum, tokens = self.loss_sum(batch)
-        self.log("val/loss", loss_sum / max(tokens, 1), batch_size=max(tokens, 1), sync_dist=True, prog_bar=True)
+        self.val_loss.update(loss_sum / max(tokens, 1), weight=max(tokens, 1))
+        self.log("val/loss", self.val_loss, prog_bar=True)
         if not self.hparams.val_generate:
             return
         prompts, references = split_prompts(batch["input_ids"], batch["labels"])
         answers = generate_ids(self.got, prompts, batch["pixel_values"], self.generation)
-        predictions = [decode(self.tokenizer, ids) for ids in answers]
-        self.val_cer.update(predictions, [decode(self.tokenizer, ids) for ids in references])
-        self.log("val/cer", self.val_cer, prog_bar=True, batch_size=len(predictions))
+        records = [
+            prediction_record(key, images, paths, decode(self.tokenizer, answer), decode(self.tokenizer, reference), self.normalization)
+            for key, images, paths, answer, reference in zip(batch["keys"], batch["images"], batch["image_paths"], answers, references)
+        ]
+        self.val_metrics.update([SampleScore.of(record["prediction"], record["reference"]) for record in records])
+        self.val_records.extend(records)
+
+    def on_validation_epoch_end(self) -> None:
+        if not self.hparams.val_generate or self.trainer.sanity_checking:
+            return
+        values = {name: float(value) for name, value in self.val_metrics.compute().items()}
+        for name in ("cer", "edit_distance", "f1", "exact_match"):
+            self.log(f"val/{name}", values[name], prog_bar=name == "cer", batch_size=1)
+        records = gather_records(self.val_records)
+        if self.trainer.is_global_zero:
+            self._write_results(records, values)
+        self.val_metrics.reset()
+        self.val_records = []
+
+    def results_dir(self) -> Path:
+        """Where a validation writes its files: the run directory for `validate`, a folder per
+        step during `fit`, or the subfolder a caller chose."""
+        root = Path(self.trainer.default_root_dir)
+        if self.results_subdir is not None:
+            return root / self.results_subdir
+        if self.trainer.state.fn == "fit":
+            return root / "validation" / f"step-{self.global_step:06d}"
+        return root
+
+    def _write_results(self, records: list[dict[str, Any]], values: dict[str, float]) -> None:
+        metrics = {
+            "cer": values["cer"],
+            "edit_distance": values["edit_distance"],
+            "f1": values["f1"],
+            "exact_match": values["exact_match"],
+            "num_samples": int(values["num_samples"]),
+            "edits": int(values["edits"]),
+            "reference_chars": int(values["reference_chars"]),
+            "loss": float(self.val_loss.compute()),
+            "normalization": self.normalization.describe(),
+            "generation": asdict(self.generation),
+            "model_path": self.hparams.model_path,
+            "global_step": self.global_step,
+        }
+        predictions, metrics_path = write_results(self.results_dir(), records, metrics)
+        Console().print(
+            f"held-out CER {metrics['cer']:.4f} on {metrics['num_samples']} samples "
+            f"(edit distance {metrics['edit_distance']:.4f}, F1 {metrics['f1']:.4f}, exact {metrics['exact_match']:.4f})\n"
+            f"  predictions: {predictions}\n  metrics: {metrics_path}"
+        )
 
     # ---- checkpoints ---------------------------------------------------------------------------
 

@@ -1,6 +1,8 @@
 import pytest
+import torch
 
-from got_lightning.model.loading import init_model_dir
+from got_lightning.model.loading import init_model_dir, save_model_dir
+from got_lightning.model.presets import random_model
 from got_lightning.synthetic import PageStyle, make_dataset
 from got_lightning.tokenizer import build_got_tokenizer
 
@@ -22,3 +24,15 @@ def digit_pages(tmp_path_factory):
     output = tmp_path_factory.mktemp("pages")
     make_dataset(output, 24, PageStyle(width=64, height=32, font_size=20, min_chars=1, max_chars=8), seed=3)
     return output
+
+
+@pytest.fixture(scope="session")
+def image_sensitive_model_dir(tmp_path_factory):
+    """The micro model with its weight matrices scaled up 20x, so that greedy answers differ from
+    page to page (the plain random micro model answers every page alike)."""
+    model = random_model("micro", seed=0)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if parameter.dim() >= 2 and "embed_tokens" not in name:
+                parameter.mul_(20)
+    return save_model_dir(model, build_got_tokenizer(), tmp_path_factory.mktemp("sensitive") / "model")

@@ -38,5 +38,7 @@ class Collator:
             pixel_values=torch.cat([s["pixel_values"] for s in good]),
             num_tiles=torch.tensor([s["num_tiles"] for s in good]),
             keys=[s["key"] for s in good],
+            images=[s["images"] for s in good],
+            image_paths=[s["image_paths"] for s in good],
         )
         return batch

@@ -78,6 +78,8 @@ class SampleBuilder:
             "labels": torch.tensor(tokens.labels, dtype=torch.long),
             "pixel_values": pixel_values,
             "num_tiles": pixel_values.shape[0],
+            "images": [source.ref for source in sources],
+            "image_paths": [str(source.files[0].parent if source.is_tile_folder else source.files[0]) for source in sources],
             "truncated": tokens.truncated,
             "image_sizes": sizes,
             "grids": [None if source.is_tile_folder else self.pages.grid(*size) for source, size in zip(sources, sizes)],

@@ -1,0 +1,76 @@
+"""Held-out results on disk: one JSON object per sample in `predictions.jsonl`, totals in `metrics.json`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from got_lightning.metrics import SampleScore, TextNormalization
+
+PREDICTIONS_FILE = "predictions.jsonl"
+METRICS_FILE = "metrics.json"
+
+
+def prediction_record(
+    key: tuple[str, int],
+    images: list[str],
+    image_paths: list[str],
+    prediction_raw: str,
+    reference_raw: str,
+    normalization: TextNormalization,
+) -> dict[str, Any]:
+    """One sample's line: the strings scored (normalized) beside the raw ones, and its edit counts."""
+    prediction, reference = normalization(prediction_raw), normalization(reference_raw)
+    score = SampleScore.of(prediction, reference)
+    return {
+        "dataset": key[0],
+        "position": key[1],
+        "image": images[0] if len(images) == 1 else images,
+        "image_path": image_paths[0] if len(image_paths) == 1 else image_paths,
+        "reference": reference,
+        "prediction": prediction,
+        "cer": score.cer,
+        "edit_distance": score.normalized_edit_distance,
+        "f1": score.f1,
+        "exact": score.exact,
+        "edits": score.edits,
+        "reference_chars": score.reference_chars,
+        "reference_raw": reference_raw,
+        "prediction_raw": prediction_raw,
+    }
+
+
+def gather_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every rank's records (on every rank), in dataset order."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        parts: list[list[dict[str, Any]] | None] = [None] * torch.distributed.get_world_size()
+        torch.distributed.all_gather_object(parts, records)
+        records = [record for part in parts for record in part or []]
+    return sorted(records, key=lambda record: (record["dataset"], record["position"]))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def write_results(folder: str | Path, records: list[dict[str, Any]], metrics: dict[str, Any]) -> tuple[Path, Path]:
+    """Write `predictions.jsonl` and `metrics.json` into `folder`; returns their paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    predictions = folder / PREDICTIONS_FILE
+    _write_atomic(predictions, "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
+    metrics_path = folder / METRICS_FILE
+    _write_atomic(metrics_path, json.dumps(metrics, ensure_ascii=False, indent=2) + "\n")
+    return predictions, metrics_path
+
+
+def read_predictions(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a `predictions.jsonl` file."""
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
