@@ -12,6 +12,7 @@ from got_lightning.checkpointing import BestCheckpoint, RunCheckpoint, find_last
 from got_lightning.commands import own
 from got_lightning.data.datamodule import GotDataModule
 from got_lightning.module import GotLightningModule
+from got_lightning.prediction_writer import PredictionWriter
 from got_lightning.preflight import PreflightError, check_writable
 
 
@@ -25,6 +26,7 @@ class GotCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
         parser.add_lightning_class_args(BestCheckpoint, "best_checkpoint")
+        parser.add_lightning_class_args(PredictionWriter, "predict_output")
         parser.link_arguments("model.model_path", "data.model_path")
         parser.add_argument(
             "--validate_before_fit", type=bool, default=False,

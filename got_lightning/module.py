@@ -269,6 +269,21 @@ class GotLightningModule(L.LightningModule):
         self.val_metrics.update([SampleScore.of(record["prediction"], record["reference"]) for record in records])
         self.val_records.extend(records)
 
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
+        """Greedy OCR of a batch: one dict per sample (a reference too when the input had answers)."""
+        if not batch["size"]:
+            return []
+        prompts, references = split_prompts(batch["input_ids"], batch["labels"])
+        answers = generate_ids(self.got, prompts, batch["pixel_values"], self.generation)
+        results = []
+        for images, paths, answer, reference in zip(batch["images"], batch["image_paths"], answers, references):
+            result = {"image": images[0] if len(images) == 1 else images, "image_path": paths[0] if len(paths) == 1 else paths,
+                      "prediction": decode(self.tokenizer, answer)}
+            if reference:
+                result["reference"] = decode(self.tokenizer, reference)
+            results.append(result)
+        return results
+
     def on_validation_epoch_end(self) -> None:
         if not self.hparams.val_generate or self.trainer.sanity_checking:
             return

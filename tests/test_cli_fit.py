@@ -1,5 +1,7 @@
 """`got-lightning fit|validate` through LightningCLI on the micro model: resume, errors, overrides."""
 
+import shutil
+
 import pytest
 import torch
 
@@ -70,3 +72,18 @@ def test_user_mistakes_get_one_clear_message(micro_model_dir, digit_pages, tmp_p
     blocker.write_text("not a folder")
     assert main(["fit", "--config", str(config), "--trainer.default_root_dir", str(blocker / "run")]) == 2
     assert "not writable" in capsys.readouterr().err
+
+
+def test_a_broken_training_image_is_skipped_not_fatal(micro_model_dir, digit_pages, tmp_path):
+    pages = tmp_path / "pages"
+    shutil.copytree(digit_pages, pages)
+    for image in sorted((pages / "images").iterdir())[:3]:
+        image.write_bytes(b"truncated scan")
+    config = fit_config(tmp_path / "c.yaml", pages, micro_model_dir, tmp_path / "run",
+                        trainer={"logger": {"class_path": "lightning.pytorch.loggers.CSVLogger",
+                                            "init_args": {"save_dir": str(tmp_path / "logs")}},
+                                 "log_every_n_steps": 1})
+    assert main(["fit", "--config", str(config), "--trainer.max_steps", "12"]) == 0
+    assert trained_state(tmp_path / "run")["global_step"] == 12
+    metrics = (next((tmp_path / "logs").rglob("metrics.csv"))).read_text(encoding="utf-8")
+    assert "train/skipped_samples" in metrics.splitlines()[0]

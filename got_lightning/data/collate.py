@@ -18,7 +18,7 @@ class Collator:
 
     def __call__(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
         good = [s for s in samples if "problem" not in s]
-        problems = [s["problem"] for s in samples if "problem" in s]
+        problems = [s["problem"].to_dict() for s in samples if "problem" in s]
         batch: dict[str, Any] = {"problems": problems, "size": len(good)}
         if not good:
             return batch

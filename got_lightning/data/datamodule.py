@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 import lightning as L
 import numpy as np
 from PIL import Image
+from torch.utils.data import Dataset
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from got_lightning.data.collate import Collator
@@ -18,6 +20,7 @@ from got_lightning.data.errors import Problem
 from got_lightning.data.geometry import ImageGeometry
 from got_lightning.data.index import build_index
 from got_lightning.data.pixels import ImageMode, PageProcessor
+from got_lightning.data.predict import ImageFolderDataset, PredictPrompt, is_annotation_file, list_images
 from got_lightning.data.prompt import OverlengthPolicy, PromptBuilder
 from got_lightning.data.sample import SampleBuilder
 from got_lightning.data.sampler import ShardSampler, TrainBatchSampler
@@ -63,11 +66,14 @@ class GotDataModule(L.LightningDataModule):
         jpeg_draft: 0 decodes JPEGs in full (pixel-exact with transformers); N > 0 lets libjpeg decode
             at 1/2..1/8 scale while staying N times larger than the resize target (much faster on big scans).
         model_path: Model directory whose tokenizer and image size to use (none: the real GOT's).
+        predict_input: What `predict` reads: a folder of images, a list file (one image path per line)
+            or an annotation file (its prompts are used and its answers kept as references).
+        predict_prompt: The prompt `predict` asks of folder and list images.
     """
 
     def __init__(
         self,
-        datasets: list[DatasetSpec],
+        datasets: list[DatasetSpec] | None = None,
         val_fraction: float = 0.0,
         image_mode: ImageMode = "resize",
         min_tiles: int = 1,
@@ -84,11 +90,13 @@ class GotDataModule(L.LightningDataModule):
         max_image_pixels: int | None = Image.MAX_IMAGE_PIXELS,
         jpeg_draft: float = 0.0,
         model_path: str | None = None,
+        predict_input: str | None = None,
+        predict_prompt: PredictPrompt | dict | None = None,
     ) -> None:
         super().__init__()
         if not 0 <= val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-        self.specs = [spec if isinstance(spec, DatasetSpec) else DatasetSpec(**spec) for spec in datasets]
+        self.specs = [spec if isinstance(spec, DatasetSpec) else DatasetSpec(**spec) for spec in datasets or []]
         names = [spec.name for spec in self.specs]
         if len(set(names)) != len(names):
             raise ValueError(f"dataset names must be unique, got {names}")
@@ -108,6 +116,8 @@ class GotDataModule(L.LightningDataModule):
         self.max_tiles = max_tiles
         self.jpeg_draft = jpeg_draft
         self.max_image_pixels = max_image_pixels
+        self.predict_input = predict_input
+        self.predict_prompt = PredictPrompt(**predict_prompt) if isinstance(predict_prompt, dict) else predict_prompt or PredictPrompt()
         self.train_dataset: GotDataset | None = None
         self.val_dataset: GotDataset | None = None
         self.summaries: list[SplitSummary] = []
@@ -145,8 +155,10 @@ class GotDataModule(L.LightningDataModule):
                 materialize(spec.synthetic, spec.annotations)
 
     def setup(self, stage: str | None = None) -> None:
-        if self.train_dataset is not None:
+        if self.train_dataset is not None or stage == "predict":
             return
+        if not self.specs:
+            raise ValueError("no datasets configured (data.datasets)")
         sources: list[Source] = []
         train_entries: list[np.ndarray] = []
         val_entries: list[np.ndarray] = []
@@ -226,7 +238,24 @@ class GotDataModule(L.LightningDataModule):
         sampler = ShardSampler(len(self.val_dataset), world, rank)
         return self._loader(self.val_dataset, sampler=sampler, batch_size=self.eval_batch_size)
 
-    def _loader(self, dataset: GotDataset, **sampling) -> StatefulDataLoader:
+    def predict_dataset(self) -> Dataset:
+        """The images of `predict_input`, or every valid record of an annotation file."""
+        if self.predict_input is None:
+            raise ValueError("set data.predict_input to a folder of images, a list file or an annotation file")
+        if is_annotation_file(self.predict_input):
+            index = build_index(self.predict_input, "predict")
+            for problem in index.problems:
+                log.warning("bad record skipped: %s", problem)
+            entries = np.stack([np.zeros(len(index.valid_positions), dtype=np.int64), index.valid_positions], axis=1)
+            return GotDataset([Source(index, Path(self.predict_input).parent)], entries, self.builder, self.strict)
+        return ImageFolderDataset(list_images(self.predict_input), self.builder, self.predict_prompt, self.image_mode == "tiles")
+
+    def predict_dataloader(self) -> StatefulDataLoader:
+        dataset = self.predict_dataset()
+        world, rank = self._world()
+        return self._loader(dataset, sampler=ShardSampler(len(dataset), world, rank), batch_size=self.eval_batch_size)
+
+    def _loader(self, dataset: Dataset, **sampling) -> StatefulDataLoader:
         return StatefulDataLoader(
             dataset,
             collate_fn=Collator(),
