@@ -1,10 +1,11 @@
-"""The commands that sit beside LightningCLI's: `data`, `init`, `convert`, `export`."""
+"""The commands that sit beside LightningCLI's: `data`, `init`, `convert`, `export`, `compare`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from got_lightning.commands import compare as compare_command
 from got_lightning.commands import data as data_command
 from got_lightning.commands import model as model_command
 from got_lightning.config_file import ConfigError
@@ -12,7 +13,7 @@ from got_lightning.data.errors import AnnotationFileError
 from got_lightning.model.loading import ModelDirError
 from got_lightning.model.original import ConversionError
 
-COMMANDS = ("data", "init", "convert", "export")
+COMMANDS = ("data", "init", "convert", "export", "compare")
 USER_ERRORS = (ConfigError, AnnotationFileError, ModelDirError, ConversionError, ValueError, FileNotFoundError)
 
 
@@ -21,6 +22,7 @@ def parser() -> argparse.ArgumentParser:
     subparsers = top.add_subparsers(dest="command", required=True)
     data_command.add_parser(subparsers)
     model_command.add_parsers(subparsers)
+    compare_command.add_parser(subparsers)
     return top
 
 
@@ -29,6 +31,8 @@ def run(argv: list[str]) -> int:
     try:
         if args.command == "data":
             return data_command.run(args)
+        if args.command == "compare":
+            return compare_command.run(args)
         return model_command.run(args)
     except USER_ERRORS as error:
         print(f"got-lightning {args.command}: error: {error}", file=sys.stderr)

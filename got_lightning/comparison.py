@@ -1,0 +1,124 @@
+"""Base vs fine-tuned predictions on the same held-out samples: totals, per-sample changes, diffs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from rapidfuzz.distance import Levenshtein
+
+from got_lightning.evaluation import read_predictions
+from got_lightning.metrics import OcrMetrics, SampleScore
+
+DiffKind = Literal["equal", "wrong", "missing"]
+
+
+@dataclass(frozen=True)
+class DiffSegment:
+    """A run of a prediction against its reference: `equal`, `wrong` (substituted or inserted
+    prediction characters) or `missing` (reference characters the prediction lacks)."""
+
+    kind: DiffKind
+    text: str
+
+
+def character_diff(prediction: str, reference: str) -> list[DiffSegment]:
+    """The prediction as segments aligned to the reference by a minimal edit script."""
+    segments = []
+    for op in Levenshtein.opcodes(reference, prediction):
+        if op.tag == "equal":
+            segments.append(DiffSegment("equal", prediction[op.dest_start:op.dest_end]))
+        elif op.tag == "delete":
+            segments.append(DiffSegment("missing", reference[op.src_start:op.src_end]))
+        else:
+            segments.append(DiffSegment("wrong", prediction[op.dest_start:op.dest_end]))
+    return segments
+
+
+@dataclass(frozen=True)
+class SampleChange:
+    """One sample scored before and after fine-tuning."""
+
+    image: str
+    image_path: str | None
+    reference: str
+    base: str
+    tuned: str
+    base_score: SampleScore
+    tuned_score: SampleScore
+
+    @property
+    def cer_change(self) -> float:
+        return self.tuned_score.cer - self.base_score.cer
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two prediction files matched by image."""
+
+    base_file: str
+    tuned_file: str
+    changes: list[SampleChange]
+    only_base: int
+    only_tuned: int
+
+    def totals(self, which: Literal["base", "tuned"]) -> dict[str, float]:
+        metric = OcrMetrics()
+        metric.update([change.base_score if which == "base" else change.tuned_score for change in self.changes])
+        return {name: float(value) for name, value in metric.compute().items()}
+
+    @property
+    def improved(self) -> list[SampleChange]:
+        """Samples whose CER went down, largest drop first."""
+        return sorted((c for c in self.changes if c.cer_change < 0), key=lambda c: (c.cer_change, c.image))
+
+    @property
+    def regressed(self) -> list[SampleChange]:
+        """Samples whose CER went up, largest rise first."""
+        return sorted((c for c in self.changes if c.cer_change > 0), key=lambda c: (-c.cer_change, c.image))
+
+    @property
+    def unchanged(self) -> int:
+        return sum(1 for c in self.changes if c.cer_change == 0)
+
+
+def _image_key(record: dict[str, Any]) -> str:
+    image = record["image"]
+    return image if isinstance(image, str) else "|".join(image)
+
+
+def _by_image(path: str | Path) -> dict[str, dict[str, Any]]:
+    records = {}
+    for number, record in enumerate(read_predictions(path), 1):
+        missing = [key for key in ("image", "reference", "prediction") if key not in record]
+        if missing:
+            raise ValueError(f"{path} line {number}: missing {', '.join(missing)} (not a predictions.jsonl from validate?)")
+        records[_image_key(record)] = record
+    return records
+
+
+def compare(base_file: str | Path, tuned_file: str | Path) -> Comparison:
+    """Match two `predictions.jsonl` files by image and score both sides on the shared samples."""
+    base, tuned = _by_image(base_file), _by_image(tuned_file)
+    shared = sorted(set(base) & set(tuned))
+    if not shared:
+        raise ValueError(f"{base_file} and {tuned_file} have no image in common")
+    changes = []
+    for image in shared:
+        before, after = base[image], tuned[image]
+        if before["reference"] != after["reference"]:
+            raise ValueError(
+                f"image {image!r} has different references in {base_file} and {tuned_file} "
+                "(validated on other labels, or with other normalization settings?)"
+            )
+        changes.append(SampleChange(
+            image=image,
+            image_path=after.get("image_path") if isinstance(after.get("image_path"), str) else None,
+            reference=after["reference"],
+            base=before["prediction"],
+            tuned=after["prediction"],
+            base_score=SampleScore.of(before["prediction"], before["reference"]),
+            tuned_score=SampleScore.of(after["prediction"], after["reference"]),
+        ))
+    return Comparison(str(base_file), str(tuned_file), changes, len(set(base) - set(tuned)), len(set(tuned) - set(base)))
