@@ -257,7 +257,7 @@ class GotLightningModule(L.LightningModule):
             return
         loss_sum, tokens = self.loss_sum(batch)
         self.val_loss.update(loss_sum / max(tokens, 1), weight=max(tokens, 1))
-        self.log("val/loss", self.val_loss, prog_bar=True)
+        self.log(f"{self._prefix}/loss", self.val_loss, prog_bar=True)
         if not self.hparams.val_generate:
             return
         prompts, references = split_prompts(batch["input_ids"], batch["labels"])
@@ -268,6 +268,20 @@ class GotLightningModule(L.LightningModule):
         ]
         self.val_metrics.update([SampleScore.of(record["prediction"], record["reference"]) for record in records])
         self.val_records.extend(records)
+
+    @property
+    def _prefix(self) -> str:
+        return "test" if self.trainer.testing else "val"
+
+    def on_test_epoch_start(self) -> None:
+        self.on_validation_epoch_start()
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """`got-lightning test`: the held-out evaluation under `test/` names."""
+        self.validation_step(batch, batch_idx)
+
+    def on_test_epoch_end(self) -> None:
+        self.on_validation_epoch_end()
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
         """Greedy OCR of a batch: one dict per sample (a reference too when the input had answers)."""
@@ -289,7 +303,7 @@ class GotLightningModule(L.LightningModule):
             return
         values = {name: float(value) for name, value in self.val_metrics.compute().items()}
         for name in ("cer", "edit_distance", "f1", "exact_match"):
-            self.log(f"val/{name}", values[name], prog_bar=name == "cer", batch_size=1)
+            self.log(f"{self._prefix}/{name}", values[name], prog_bar=name == "cer", batch_size=1)
         records = gather_records(self.val_records)
         if self.trainer.is_global_zero:
             self._write_results(records, values)

@@ -112,3 +112,11 @@ def test_ddp_with_two_processes_gives_the_single_process_metrics(image_sensitive
     for name in ("cer", "edit_distance", "f1", "exact_match", "num_samples", "edits", "reference_chars"):
         assert measured[name] == pytest.approx(expected[name]), name
     assert read_predictions(ddp_root / "predictions.jsonl") == read_predictions(single_root / "predictions.jsonl")
+
+
+def test_test_subcommand_evaluates_the_held_out_split_under_test_names(micro_model_dir, digit_pages, tmp_path):
+    root = tmp_path / "run"
+    config = validate_config(tmp_path, digit_pages, micro_model_dir, root, trainer={"limit_test_batches": 1.0})
+    assert main(["test", "--config", str(config)]) == 0
+    metrics = json.loads((root / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["num_samples"] == len(read_predictions(root / "predictions.jsonl")) == 3

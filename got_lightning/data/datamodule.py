@@ -238,6 +238,10 @@ class GotDataModule(L.LightningDataModule):
         sampler = ShardSampler(len(self.val_dataset), world, rank)
         return self._loader(self.val_dataset, sampler=sampler, batch_size=self.eval_batch_size)
 
+    def test_dataloader(self) -> StatefulDataLoader:
+        """The held-out split (there is no separate test split)."""
+        return self.val_dataloader()
+
     def predict_dataset(self) -> Dataset:
         """The images of `predict_input`, or every valid record of an annotation file."""
         if self.predict_input is None:
