@@ -12,6 +12,9 @@ from got_lightning.evaluation import read_predictions
 from got_lightning.metrics import OcrMetrics, SampleScore
 
 DiffKind = Literal["equal", "wrong", "missing"]
+Verdict = Literal["better", "worse", "same"]
+# (key in OcrMetrics' results, label, whether lower is better)
+METRICS = (("cer", "CER", True), ("edit_distance", "edit distance", True), ("f1", "character F1", False), ("exact_match", "exact match", False))
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,20 @@ def character_diff(prediction: str, reference: str) -> list[DiffSegment]:
         else:
             segments.append(DiffSegment("wrong", prediction[op.dest_start:op.dest_end]))
     return segments
+
+
+@dataclass(frozen=True)
+class MetricChange:
+    """One split-level score before and after."""
+
+    label: str
+    base: float
+    tuned: float
+    verdict: Verdict
+
+    @property
+    def change(self) -> float:
+        return self.tuned - self.base
 
 
 @dataclass(frozen=True)
@@ -67,6 +84,17 @@ class Comparison:
         metric = OcrMetrics()
         metric.update([change.base_score if which == "base" else change.tuned_score for change in self.changes])
         return {name: float(value) for name, value in metric.compute().items()}
+
+    def metric_changes(self) -> list[MetricChange]:
+        """CER, edit distance, F1 and exact match before and after, each judged better or worse."""
+        base, tuned = self.totals("base"), self.totals("tuned")
+        changes = []
+        for key, label, lower_is_better in METRICS:
+            difference = tuned[key] - base[key]
+            improved = difference < 0 if lower_is_better else difference > 0
+            verdict = "better" if improved else "worse" if difference else "same"
+            changes.append(MetricChange(label, base[key], tuned[key], verdict))
+        return changes
 
     @property
     def improved(self) -> list[SampleChange]:

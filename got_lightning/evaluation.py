@@ -15,22 +15,27 @@ PREDICTIONS_FILE = "predictions.jsonl"
 METRICS_FILE = "metrics.json"
 
 
-def prediction_record(
+def one_or_all(values: list[str]) -> str | list[str]:
+    """A record's single image as a string, several as a list."""
+    return values[0] if len(values) == 1 else values
+
+
+def scored_record(
     key: tuple[str, int],
     images: list[str],
     image_paths: list[str],
     prediction_raw: str,
     reference_raw: str,
     normalization: TextNormalization,
-) -> dict[str, Any]:
-    """One sample's line: the strings scored (normalized) beside the raw ones, and its edit counts."""
+) -> tuple[dict[str, Any], SampleScore]:
+    """One sample's line (the strings scored, normalized, beside the raw ones) and its score."""
     prediction, reference = normalization(prediction_raw), normalization(reference_raw)
     score = SampleScore.of(prediction, reference)
     return {
         "dataset": key[0],
         "position": key[1],
-        "image": images[0] if len(images) == 1 else images,
-        "image_path": image_paths[0] if len(image_paths) == 1 else image_paths,
+        "image": one_or_all(images),
+        "image_path": one_or_all(image_paths),
         "reference": reference,
         "prediction": prediction,
         "cer": score.cer,
@@ -41,7 +46,7 @@ def prediction_record(
         "reference_chars": score.reference_chars,
         "reference_raw": reference_raw,
         "prediction_raw": prediction_raw,
-    }
+    }, score
 
 
 def gather_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -15,9 +15,9 @@ from rich.console import Console
 from torchmetrics import MeanMetric
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-from got_lightning.evaluation import gather_records, prediction_record, write_results
+from got_lightning.evaluation import gather_records, one_or_all, scored_record, write_results
 from got_lightning.generation import GenerationArgs, decode, generate_ids, split_prompts
-from got_lightning.metrics import OcrMetrics, SampleScore, TextNormalization
+from got_lightning.metrics import OcrMetrics, TextNormalization
 from got_lightning.model.freezing import Freezing, count_parameters, print_summary
 from got_lightning.model.loading import ModelDirError, ensure_model_dir, load_model
 from got_lightning.model.lora import LoraArgs, add_lora, merge_lora
@@ -262,12 +262,12 @@ class GotLightningModule(L.LightningModule):
             return
         prompts, references = split_prompts(batch["input_ids"], batch["labels"])
         answers = generate_ids(self.got, prompts, batch["pixel_values"], self.generation)
-        records = [
-            prediction_record(key, images, paths, decode(self.tokenizer, answer), decode(self.tokenizer, reference), self.normalization)
+        scored = [
+            scored_record(key, images, paths, decode(self.tokenizer, answer), decode(self.tokenizer, reference), self.normalization)
             for key, images, paths, answer, reference in zip(batch["keys"], batch["images"], batch["image_paths"], answers, references)
         ]
-        self.val_metrics.update([SampleScore.of(record["prediction"], record["reference"]) for record in records])
-        self.val_records.extend(records)
+        self.val_metrics.update([score for _, score in scored])
+        self.val_records.extend(record for record, _ in scored)
 
     @property
     def _prefix(self) -> str:
@@ -291,8 +291,7 @@ class GotLightningModule(L.LightningModule):
         answers = generate_ids(self.got, prompts, batch["pixel_values"], self.generation)
         results = []
         for images, paths, answer, reference in zip(batch["images"], batch["image_paths"], answers, references):
-            result = {"image": images[0] if len(images) == 1 else images, "image_path": paths[0] if len(paths) == 1 else paths,
-                      "prediction": decode(self.tokenizer, answer)}
+            result = {"image": one_or_all(images), "image_path": one_or_all(paths), "prediction": decode(self.tokenizer, answer)}
             if reference:
                 result["reference"] = decode(self.tokenizer, reference)
             results.append(result)
@@ -321,14 +320,10 @@ class GotLightningModule(L.LightningModule):
         return root
 
     def _write_results(self, records: list[dict[str, Any]], values: dict[str, float]) -> None:
+        counts = {name: int(values[name]) for name in ("num_samples", "edits", "reference_chars")}
         metrics = {
-            "cer": values["cer"],
-            "edit_distance": values["edit_distance"],
-            "f1": values["f1"],
-            "exact_match": values["exact_match"],
-            "num_samples": int(values["num_samples"]),
-            "edits": int(values["edits"]),
-            "reference_chars": int(values["reference_chars"]),
+            **values,
+            **counts,
             "loss": float(self.val_loss.compute()),
             "normalization": self.normalization.describe(),
             "generation": asdict(self.generation),

@@ -13,7 +13,6 @@ from PIL import Image, UnidentifiedImageError
 from got_lightning.comparison import Comparison, SampleChange, character_diff
 
 THUMBNAIL_SIDE = 320
-METRICS = (("cer", "CER", True), ("edit_distance", "edit distance", True), ("f1", "character F1", False), ("exact_match", "exact match", False))
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -50,13 +49,10 @@ def diff_html(prediction: str, reference: str) -> str:
 
 
 def _totals_table(comparison: Comparison) -> str:
-    base, tuned = comparison.totals("base"), comparison.totals("tuned")
-    rows = []
-    for key, label, lower_is_better in METRICS:
-        change = tuned[key] - base[key]
-        better = change < 0 if lower_is_better else change > 0
-        css = "better" if better else "worse" if change else ""
-        rows.append(f"<tr><td>{label}</td><td>{base[key]:.4f}</td><td>{tuned[key]:.4f}</td><td class=\"{css}\">{change:+.4f}</td></tr>")
+    rows = [
+        f"<tr><td>{m.label}</td><td>{m.base:.4f}</td><td>{m.tuned:.4f}</td><td class=\"{m.verdict}\">{m.change:+.4f}</td></tr>"
+        for m in comparison.metric_changes()
+    ]
     return "<table><tr><th>metric</th><th>base</th><th>fine-tuned</th><th>change</th></tr>" + "".join(rows) + "</table>"
 
 

@@ -10,9 +10,10 @@ from rich.table import Table
 from rich.text import Text
 
 from got_lightning.comparison import Comparison, SampleChange, character_diff, compare
-from got_lightning.report_html import METRICS, render_report
+from got_lightning.report_html import render_report
 
 DIFF_STYLES = {"equal": "", "wrong": "bold red", "missing": "strike yellow"}
+VERDICT_STYLES = {"better": "green", "worse": "red", "same": ""}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -31,15 +32,11 @@ def diff_text(prediction: str, reference: str) -> Text:
 
 
 def totals_table(comparison: Comparison) -> Table:
-    base, tuned = comparison.totals("base"), comparison.totals("tuned")
     table = Table(title=f"{len(comparison.changes)} shared held-out samples")
     for column in ("metric", "base", "fine-tuned", "change"):
         table.add_column(column, justify="left" if column == "metric" else "right")
-    for key, label, lower_is_better in METRICS:
-        change = tuned[key] - base[key]
-        better = change < 0 if lower_is_better else change > 0
-        style = "green" if better else "red" if change else ""
-        table.add_row(label, f"{base[key]:.4f}", f"{tuned[key]:.4f}", Text(f"{change:+.4f}", style=style))
+    for m in comparison.metric_changes():
+        table.add_row(m.label, f"{m.base:.4f}", f"{m.tuned:.4f}", Text(f"{m.change:+.4f}", style=VERDICT_STYLES[m.verdict]))
     return table
 
 

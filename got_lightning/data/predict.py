@@ -40,8 +40,8 @@ class PredictPrompt:
         if self.color is not None and self.color not in COLOURS:
             raise ValueError(f"color must be one of {', '.join(COLOURS)}, got {self.color!r}")
 
-    def text(self, image_size: tuple[int, int], tiles_mode: bool) -> str:
-        """The human turn for an image of this (width, height)."""
+    def text(self, image_size: tuple[int, int] | None, tiles_mode: bool) -> str:
+        """The human turn for an image of this (width, height); the size is needed only with a box."""
         if tiles_mode:
             query = "OCR with format upon the patch reference: "
         else:
@@ -92,8 +92,10 @@ class ImageFolderDataset(Dataset):
     def __getitem__(self, item: int) -> dict:
         path = Path(self.images[item])
         try:
-            source = self.builder.resolve(Record((path.name,), ()), path.parent)[0]
-            human = self.prompt.text(self.builder.page_size(source), self.tiles_mode)
+            size = None
+            if self.prompt.box is not None:
+                size = self.builder.page_size(self.builder.resolve(Record((path.name,), ()), path.parent)[0])
+            human = self.prompt.text(size, self.tiles_mode)
             sample = self.builder.build(Record((path.name,), (Turn(HUMAN, human), Turn(GPT, ""))), path.parent)
         except BadSampleError as error:
             return {"problem": error.problem("predict", item, str(path))}
