@@ -1,0 +1,105 @@
+"""Held-out CER run: our batched generation vs one-by-one generation (upstream's eval loop style)
+on the same samples, with the predictions compared. Prints a table line and one JSON line.
+
+    python tools/bench_eval.py                                     # tiny random model, generated pages
+    python tools/bench_eval.py --model DIR --annotations FILE --image_root DIR
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from jsonargparse import CLI
+
+from got_lightning.data.collate import Collator
+from got_lightning.data.config import DatasetSpec
+from got_lightning.data.datamodule import GotDataModule
+from got_lightning.generation import decode, split_prompts
+from got_lightning.model.loading import init_model_dir
+from got_lightning.module import GotLightningModule
+from got_lightning.synthetic import PageStyle, make_dataset
+from got_lightning.tokens import IM_END_ID, PAD_ID
+
+
+def emit(name: str, ours: float, baseline: float, unit: str) -> None:
+    print(json.dumps({"name": name, "ours": round(ours, 4), "baseline": round(baseline, 4), "ratio": round(ours / baseline, 3), "unit": unit}))
+
+
+def _batched(module: GotLightningModule, data: GotDataModule, root: Path) -> tuple[float, list[str]]:
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, default_root_dir=str(root))
+    start = time.perf_counter()
+    trainer.validate(module, datamodule=data, verbose=False)
+    seconds = time.perf_counter() - start
+    rows = [json.loads(line) for line in (root / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
+    return seconds, [row["prediction_raw"] for row in rows]
+
+
+@torch.no_grad()
+def _one_by_one(module: GotLightningModule, data: GotDataModule) -> tuple[float, list[str]]:
+    """Each page on its own: build the sample, `generate` at batch 1, decode."""
+    model, collate, args = module.got.eval(), Collator(), module.generation
+    predictions = []
+    start = time.perf_counter()
+    for position in range(len(data.val_dataset)):
+        batch = collate([data.val_dataset[position]])
+        prompts, _ = split_prompts(batch["input_ids"], batch["labels"])
+        output = model.generate(
+            input_ids=torch.tensor(prompts), pixel_values=batch["pixel_values"], do_sample=False,
+            max_new_tokens=args.max_new_tokens, no_repeat_ngram_size=args.no_repeat_ngram_size or None,
+            eos_token_id=IM_END_ID, pad_token_id=PAD_ID,
+        )
+        answer = output[0, len(prompts[0]):].tolist()
+        predictions.append(decode(module.tokenizer, answer[: answer.index(IM_END_ID)] if IM_END_ID in answer else answer))
+    return time.perf_counter() - start, predictions
+
+
+def main(
+    model: str | None = None,
+    annotations: str | None = None,
+    image_root: str | None = None,
+    pages: int = 48,
+    eval_batch_size: int = 8,
+    max_new_tokens: int = 48,
+    preset: str = "tiny",
+) -> None:
+    """Time both on the same held-out samples and check the predictions are identical.
+
+    Args:
+        model: Model directory (default: a random model of `preset`, seed 0).
+        annotations: Held-out annotation file (default: generated digit pages).
+        image_root: Image folder of `annotations`.
+        pages: Pages generated when no annotation file is given.
+        eval_batch_size: Our evaluation batch size.
+        max_new_tokens: Longest answer generated.
+        preset: Size preset of the default model.
+    """
+    torch.set_float32_matmul_precision("highest")
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        model = model or str(init_model_dir(preset, folder / "model"))
+        if annotations is None:
+            annotations = str(make_dataset(folder / "pages", pages, PageStyle(char_width=64, min_chars=2, max_chars=4)))
+        spec = DatasetSpec("bench", annotations, image_root, val_annotations=annotations, val_image_root=image_root)
+        data = GotDataModule([spec], eval_batch_size=eval_batch_size, model_path=model)
+        data.setup("validate")
+        module = GotLightningModule(model, generation={"max_new_tokens": max_new_tokens, "no_repeat_ngram_size": 0})
+        one_seconds, one_predictions = _one_by_one(module, data)
+        batched_seconds, batched_predictions = _batched(module, data, folder / "ours")
+    count = len(one_predictions)
+    same = sum(a == b for a, b in zip(batched_predictions, one_predictions))
+    ours, baseline = count / batched_seconds, count / one_seconds
+    print(f"{count} pages, max {max_new_tokens} new tokens: batch {eval_batch_size} {ours:.2f} pages/s, "
+          f"one by one {baseline:.2f} pages/s, x{ours / baseline:.2f}; identical predictions {same}/{count}")
+    emit(f"eval_batch{eval_batch_size}_vs_one_by_one", ours, baseline, "pages/s")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    CLI(main, as_positional=False)
