@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 from transformers import GotOcr2ForConditionalGeneration, PreTrainedTokenizerBase
+from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from got_lightning.tokens import IGNORE_INDEX, IM_END_ID, PAD_ID
 
@@ -59,16 +60,17 @@ def left_pad(prompts: list[list[int]], pad_id: int = PAD_ID) -> tuple[torch.Tens
 def generate_ids(
     model: GotOcr2ForConditionalGeneration,
     prompts: list[list[int]],
-    pixel_values: torch.Tensor,
+    image_features: torch.Tensor,
     args: GenerationArgs,
 ) -> list[list[int]]:
-    """Greedy answers for a batch of prompts whose tiles are stacked, in order, in `pixel_values`."""
-    device = pixel_values.device
+    """Greedy answers for a batch of prompts; `image_features` are their tiles' projected features
+    `(tiles, tokens_per_tile, hidden)`, stacked in order (computed once, shared with the loss)."""
+    device = image_features.device
     ids, mask = left_pad(prompts)
     output = model.generate(
         input_ids=ids.to(device),
         attention_mask=mask.to(device),
-        pixel_values=pixel_values,
+        mm_encoder_outputs={"image": BaseModelOutputWithPooling(pooler_output=image_features)},
         do_sample=False,
         max_new_tokens=args.max_new_tokens,
         no_repeat_ngram_size=args.no_repeat_ngram_size or None,

@@ -18,6 +18,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 from got_lightning.evaluation import gather_records, one_or_all, scored_record, write_results
 from got_lightning.generation import GenerationArgs, decode, generate_ids, split_prompts
 from got_lightning.metrics import OcrMetrics, TextNormalization
+from got_lightning.model.feature_cache import FeatureCacheArgs, VisionFeatureCache, tower_fingerprint
 from got_lightning.model.freezing import Freezing, count_parameters, print_summary
 from got_lightning.model.loading import ModelDirError, ensure_model_dir, load_model
 from got_lightning.model.lora import LoraArgs, add_lora, merge_lora
@@ -63,6 +64,9 @@ class GotLightningModule(L.LightningModule):
         generation: Greedy decoding settings of validation.
         val_generate: Generate during validation and report CER (otherwise loss only).
         normalization: Text normalization applied to prediction and reference before scoring.
+        cache_vision_features: Compute the frozen tower's output once per tile and reuse it (from
+            the second epoch on); needs `freeze_vision_tower` (the data pipeline never augments).
+        feature_cache: Where the cache lives (memory or a directory) and its size bound.
     """
 
     def __init__(
@@ -89,16 +93,22 @@ class GotLightningModule(L.LightningModule):
         generation: GenerationArgs | dict | None = None,
         val_generate: bool = True,
         normalization: TextNormalization | dict | None = None,
+        cache_vision_features: bool = False,
+        feature_cache: FeatureCacheArgs | dict | None = None,
     ) -> None:
         super().__init__()
         lora = LoraArgs(**lora) if isinstance(lora, dict) else lora
         generation = GenerationArgs(**generation) if isinstance(generation, dict) else generation
         normalization = TextNormalization(**normalization) if isinstance(normalization, dict) else normalization
+        feature_cache = FeatureCacheArgs(**feature_cache) if isinstance(feature_cache, dict) else feature_cache
+        if cache_vision_features and not freeze_vision_tower:
+            raise ValueError("model.cache_vision_features needs model.freeze_vision_tower: true (a training tower changes its features)")
         # Plain values only, so checkpoints load with `weights_only=True`.
-        self.save_hyperparameters(ignore=["lora", "generation", "normalization"])
+        self.save_hyperparameters(ignore=["lora", "generation", "normalization", "feature_cache"])
         self.hparams["lora"] = None if lora is None else asdict(lora)
         self.hparams["generation"] = asdict(generation or GenerationArgs())
         self.hparams["normalization"] = asdict(normalization or TextNormalization())
+        self.hparams["feature_cache"] = asdict(feature_cache or FeatureCacheArgs())
         ensure_model_dir(model_path, init_preset, init_seed)
         if not Path(model_path).exists():
             raise ModelDirError(f"model directory {model_path} does not exist (set model.init_preset to build one)")
@@ -112,6 +122,9 @@ class GotLightningModule(L.LightningModule):
         if gradient_checkpointing:
             self.got.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.generation = generation or GenerationArgs()
+        self.feature_cache = (
+            VisionFeatureCache(tower_fingerprint(self.got.model.vision_tower), feature_cache) if cache_vision_features else None
+        )
         self.normalization = normalization or TextNormalization()
         self.val_metrics = OcrMetrics()
         self.val_loss = MeanMetric()
@@ -140,12 +153,18 @@ class GotLightningModule(L.LightningModule):
         """Projected tile features `(tiles, tokens_per_tile, hidden)`; a frozen tower runs without grad."""
         tower = self.got.model.vision_tower
         dtype = tower.patch_embed.projection.weight.dtype
+        pixel_values = pixel_values.to(dtype)
+        if self.feature_cache is not None:
+            with torch.no_grad():
+                vision = self.feature_cache.features(pixel_values, lambda tiles: tower(tiles).last_hidden_state)
+            return self.got.model.multi_modal_projector(vision)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freezing.vision_tower):
-            vision = tower(pixel_values.to(dtype)).last_hidden_state
+            vision = tower(pixel_values).last_hidden_state
         return self.got.model.multi_modal_projector(vision)
 
-    def hidden_states(self, batch: dict[str, Any]) -> torch.Tensor:
-        features = self.image_features(batch["pixel_values"])
+    def hidden_states(self, batch: dict[str, Any], features: torch.Tensor | None = None) -> torch.Tensor:
+        """Last hidden states of a batch; pass its `image_features` when they are already computed."""
+        features = self.image_features(batch["pixel_values"]) if features is None else features
         outputs = self.got.model(
             input_ids=batch["input_ids"],
             attention_mask=batch["attention_mask"],
@@ -158,8 +177,8 @@ class GotLightningModule(L.LightningModule):
         """Full-vocabulary logits of a batch (for checks and export parity)."""
         return self.got.lm_head(self.hidden_states(batch))
 
-    def loss_sum(self, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
-        return supervised_loss_sum(self.hidden_states(batch), batch["labels"], self.got.lm_head)
+    def loss_sum(self, batch: dict[str, Any], features: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
+        return supervised_loss_sum(self.hidden_states(batch, features), batch["labels"], self.got.lm_head)
 
     # ---- training ------------------------------------------------------------------------------
 
@@ -215,6 +234,9 @@ class GotLightningModule(L.LightningModule):
         self.log("train/supervised_tokens_per_s", window_tokens / seconds, batch_size=1)
         if counts[2]:
             self.log("train/skipped_samples", counts[2], reduce_fx="sum", batch_size=1)
+        if self.feature_cache is not None:
+            looked_up = max(self.feature_cache.hits + self.feature_cache.misses, 1)
+            self.log("train/feature_cache_hit_rate", self.feature_cache.hits / looked_up, batch_size=1)
         groups = self.trainer.optimizers[0].param_groups
         self.log("lr", next((g for g in groups if g.get("part") == "model"), groups[0])["lr"], prog_bar=True, batch_size=1)
 
@@ -255,13 +277,14 @@ class GotLightningModule(L.LightningModule):
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         if not batch["size"]:
             return
-        loss_sum, tokens = self.loss_sum(batch)
+        features = self.image_features(batch["pixel_values"])
+        loss_sum, tokens = self.loss_sum(batch, features)
         self.val_loss.update(loss_sum / max(tokens, 1), weight=max(tokens, 1))
         self.log(f"{self._prefix}/loss", self.val_loss, prog_bar=True)
         if not self.hparams.val_generate:
             return
         prompts, references = split_prompts(batch["input_ids"], batch["labels"])
-        answers = generate_ids(self.got, prompts, batch["pixel_values"], self.generation)
+        answers = generate_ids(self.got, prompts, features, self.generation)
         scored = [
             scored_record(key, images, paths, decode(self.tokenizer, answer), decode(self.tokenizer, reference), self.normalization)
             for key, images, paths, answer, reference in zip(batch["keys"], batch["images"], batch["image_paths"], answers, references)
@@ -288,7 +311,7 @@ class GotLightningModule(L.LightningModule):
         if not batch["size"]:
             return []
         prompts, references = split_prompts(batch["input_ids"], batch["labels"])
-        answers = generate_ids(self.got, prompts, batch["pixel_values"], self.generation)
+        answers = generate_ids(self.got, prompts, self.image_features(batch["pixel_values"]), self.generation)
         results = []
         for images, paths, answer, reference in zip(batch["images"], batch["image_paths"], answers, references):
             result = {"image": one_or_all(images), "image_path": one_or_all(paths), "prediction": decode(self.tokenizer, answer)}

@@ -43,10 +43,13 @@ def parameter_groups(
 def build_optimizer(
     name: OptimizerName, groups: Iterable[dict], lr: float, betas: tuple[float, float], eps: float
 ) -> torch.optim.Optimizer:
-    """AdamW from torch, or bitsandbytes' 8-bit (paged) AdamW."""
+    """AdamW from torch (its fused kernel on CPU and CUDA), or bitsandbytes' 8-bit (paged) AdamW."""
     groups = list(groups)
     if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps)
+        devices = {parameter.device.type for group in groups for parameter in group["params"]}
+        # One fused kernel per step instead of a loop over parameters: the update of GOT's
+        # 151,860-row embedding was half of a tiny model's step with the for-each kernel.
+        return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=devices <= {"cpu", "cuda"})
     try:
         import bitsandbytes as bnb
     except ImportError as error:
