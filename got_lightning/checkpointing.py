@@ -17,12 +17,15 @@ def checkpoint_dir(default_root_dir: str | Path) -> Path:
 
 
 def find_last_checkpoint(default_root_dir: str | Path) -> Path | None:
-    """`last.ckpt` of a run directory, else its newest checkpoint; None when there is none.
-    (DeepSpeed checkpoints are directories named like files.)"""
+    """`last.ckpt` of a run directory, else its newest checkpoint, unless a SLURM requeue checkpoint
+    (`hpc_ckpt_N.ckpt` in the run directory) is newer; None when there is none. Checkpoints are
+    renamed into place when complete, so every candidate is whole. (DeepSpeed checkpoints are
+    directories named like files.)"""
     folder = checkpoint_dir(default_root_dir)
-    if (folder / LAST_NAME).exists():
-        return folder / LAST_NAME
     candidates = list(folder.glob("*.ckpt"))
+    if (folder / LAST_NAME).exists():
+        candidates = [folder / LAST_NAME]
+    candidates += Path(default_root_dir).glob("hpc_ckpt_*.ckpt")
     return max(candidates, key=lambda path: path.stat().st_mtime) if candidates else None
 
 

@@ -8,10 +8,14 @@ import sys
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from rich.console import Console
 
-from got_lightning.checkpointing import BestCheckpoint, RunCheckpoint, find_last_checkpoint
+from lightning.pytorch.strategies import DeepSpeedStrategy
+
+from got_lightning.checkpoint_io import AtomicCheckpointIO, remove_stale_staging
+from got_lightning.checkpointing import BestCheckpoint, RunCheckpoint, checkpoint_dir, find_last_checkpoint
 from got_lightning.commands import own
 from got_lightning.data.datamodule import GotDataModule
-from got_lightning.module import GotLightningModule
+from got_lightning.module import GotLightningModule, NonFiniteTrainingError
+from got_lightning.preemption import PreemptionCheckpoint
 from got_lightning.prediction_writer import PredictionWriter
 from got_lightning.preflight import PreflightError, check_writable
 
@@ -27,6 +31,7 @@ class GotCLI(LightningCLI):
         parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
         parser.add_lightning_class_args(BestCheckpoint, "best_checkpoint")
         parser.add_lightning_class_args(PredictionWriter, "predict_output")
+        parser.add_lightning_class_args(PreemptionCheckpoint, "preemption")
         parser.link_arguments("model.model_path", "data.model_path")
         parser.add_argument(
             "--validate_before_fit", type=bool, default=False,
@@ -45,6 +50,11 @@ class GotCLI(LightningCLI):
 
     def before_fit(self) -> None:
         check_writable(self.trainer.default_root_dir)
+        if not isinstance(self.trainer.strategy, DeepSpeedStrategy):  # DeepSpeed writes its own directories
+            self.trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        if self.trainer.is_global_zero:
+            for stale in remove_stale_staging(checkpoint_dir(self.trainer.default_root_dir)):
+                Console(stderr=True).print(f"removed a half-written checkpoint of an interrupted run: {stale}")
         config = self.config_init[self.subcommand]
         if config.get("ckpt_path") == "last":
             last = find_last_checkpoint(self.trainer.default_root_dir)
@@ -77,7 +87,7 @@ def run_lightning(argv: list[str]) -> int:
             save_config_kwargs={"overwrite": True},
             parser_kwargs={"prog": "got-lightning"},
         )
-    except (UserError, PreflightError, *own.USER_ERRORS) as error:
+    except (UserError, PreflightError, NonFiniteTrainingError, *own.USER_ERRORS) as error:
         print(f"got-lightning: error: {error}", file=sys.stderr)
         return 2
     return 0

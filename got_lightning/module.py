@@ -36,6 +36,10 @@ from got_lightning.tokenizer import load_tokenizer
 log = logging.getLogger(__name__)
 
 
+class NonFiniteTrainingError(RuntimeError):
+    """Too many consecutive optimizer steps with a NaN/inf loss or gradient."""
+
+
 class GotLightningModule(L.LightningModule):
     """GOT-OCR2.0 (transformers' `GotOcr2ForConditionalGeneration`) fine-tuning.
 
@@ -67,6 +71,9 @@ class GotLightningModule(L.LightningModule):
         cache_vision_features: Compute the frozen tower's output once per tile and reuse it (from
             the second epoch on); needs `freeze_vision_tower` (the data pipeline never augments).
         feature_cache: Where the cache lives (memory or a directory) and its size bound.
+        max_nonfinite_steps: A step whose loss or gradient norm is NaN/inf is skipped (weights and
+            optimizer state untouched) and counted; this many in a row stop the run with an error,
+            leaving the last good checkpoint as it was.
     """
 
     def __init__(
@@ -95,6 +102,7 @@ class GotLightningModule(L.LightningModule):
         normalization: TextNormalization | dict | None = None,
         cache_vision_features: bool = False,
         feature_cache: FeatureCacheArgs | dict | None = None,
+        max_nonfinite_steps: int = 10,
     ) -> None:
         super().__init__()
         lora = LoraArgs(**lora) if isinstance(lora, dict) else lora
@@ -135,6 +143,8 @@ class GotLightningModule(L.LightningModule):
         self._window_started = 0.0
         self._window_samples = 0
         self._window_input_tokens = 0
+        self.nonfinite_in_a_row = 0
+        self.nonfinite_total = 0
         self.train()
 
     @property
@@ -241,10 +251,28 @@ class GotLightningModule(L.LightningModule):
         self.log("lr", next((g for g in groups if g.get("part") == "model"), groups[0])["lr"], prog_bar=True, batch_size=1)
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        grads = [p.grad for p in self.parameters() if p.grad is not None]
-        if grads:
-            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
+        parameters = [p for p in self.parameters() if p.grad is not None]
+        if not parameters:
+            return
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad.float()) for p in parameters]))
+        # Gradients are already reduced across ranks here, so every rank takes the same decision.
+        if torch.isfinite(norm):
+            self.nonfinite_in_a_row = 0
             self.log("train/grad_norm", norm, batch_size=1)
+            return
+        for parameter in parameters:  # the optimizer leaves parameters without gradient untouched
+            parameter.grad = None
+        self.nonfinite_in_a_row += 1
+        self.nonfinite_total += 1
+        self.log("train/nonfinite_steps_skipped", float(self.nonfinite_total), batch_size=1)
+        step = self.trainer.global_step
+        log.warning("non-finite loss or gradient at step %d: optimizer step skipped (%d in a row)", step, self.nonfinite_in_a_row)
+        if self.nonfinite_in_a_row >= self.hparams.max_nonfinite_steps:
+            raise NonFiniteTrainingError(
+                f"{self.nonfinite_in_a_row} optimizer steps in a row had a non-finite loss or gradient norm "
+                f"(up to step {step}); stopped. The last checkpoint was saved before them: lower the "
+                "learning rate or check the data, then resume with --ckpt_path last"
+            )
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
