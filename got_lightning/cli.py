@@ -17,7 +17,7 @@ from got_lightning.data.datamodule import GotDataModule
 from got_lightning.module import GotLightningModule, NonFiniteTrainingError
 from got_lightning.preemption import PreemptionCheckpoint
 from got_lightning.prediction_writer import PredictionWriter
-from got_lightning.preflight import PreflightError, check_writable
+from got_lightning.preflight import PreflightError, check_annotations, check_free_space, check_writable, checkpoint_bytes
 
 
 class UserError(RuntimeError):
@@ -48,8 +48,22 @@ class GotCLI(LightningCLI):
             }
         )
 
+    def kept_checkpoints(self) -> int:
+        """How many checkpoints the run's callbacks keep at once (all of them when save_top_k is -1)."""
+        count = 0
+        for callback in self.trainer.checkpoint_callbacks:
+            kept = callback.save_top_k
+            if kept == -1:
+                every = getattr(callback, "_every_n_train_steps", 0) or 1
+                kept = max(self.trainer.max_steps // every, 1) if self.trainer.max_steps > 0 else 1
+            count += kept + int(bool(callback.save_last))
+        return count
+
     def before_fit(self) -> None:
         check_writable(self.trainer.default_root_dir)
+        check_annotations(self.datamodule.specs)
+        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        check_free_space(self.trainer.default_root_dir, self.kept_checkpoints() * checkpoint_bytes(trainable))
         if not isinstance(self.trainer.strategy, DeepSpeedStrategy):  # DeepSpeed writes its own directories
             self.trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         if self.trainer.is_global_zero:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -19,3 +20,31 @@ def check_writable(folder: str | Path) -> None:
             pass
     except OSError as error:
         raise PreflightError(f"run directory {folder} is not writable: {error.strerror or error}") from error
+
+
+def check_annotations(datasets: list) -> None:
+    """Every annotation file a dataset names exists and can be read (synthetic ones are built later)."""
+    for spec in datasets:
+        for path in (spec.annotations, spec.val_annotations):
+            if path is None or (spec.synthetic is not None and path == spec.annotations):
+                continue
+            try:
+                with open(path, "rb") as handle:
+                    handle.read(1)
+            except OSError as error:
+                raise PreflightError(f"dataset {spec.name!r}: annotation file {path} cannot be read: {error.strerror or error}") from error
+
+
+def checkpoint_bytes(trainable_parameters: int, bytes_per_value: int = 4) -> int:
+    """Size of one checkpoint: trainable weights plus AdamW's two moments (frozen weights are not saved)."""
+    return 3 * trainable_parameters * bytes_per_value
+
+
+def check_free_space(folder: str | Path, needed: int) -> None:
+    """At least `needed` bytes are free where the run writes."""
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise PreflightError(
+            f"{folder} has {free / 2**30:.2f} GiB free but the checkpoints this run keeps need about "
+            f"{needed / 2**30:.2f} GiB; free space, lower checkpoint.save_top_k or write elsewhere"
+        )

@@ -11,6 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 
@@ -120,3 +121,25 @@ def test_sigterm_and_ctrl_c_save_a_resumable_checkpoint(signum, reference, digit
     assert f"{signal.Signals(signum).name} received: saved" in output and f"at step {saved['global_step']};" in output
     assert main(["fit", "--config", str(config), "--trainer.max_steps", "30", "--ckpt_path", "last"]) == 0
     assert_same_weights(reference, weights(tmp_path / "signalled"))
+
+
+@pytest.mark.parametrize("victim", ["rank 0", "rank 1"])
+def test_one_ddp_rank_dying_stops_the_other_in_bounded_time(victim, digit_pages, micro_model_dir, tmp_path):
+    config = config_for(tmp_path, digit_pages, micro_model_dir, "ddp", every_n_train_steps=1)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "got_lightning.cli", "fit", "--config", str(config), "--trainer.max_steps", "400",
+         "--trainer.devices", "2", "--trainer.strategy", "ddp"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    wait_for_step(run, tmp_path / "ddp", 2)
+    children = psutil.Process(run.pid).children()
+    assert len(children) == 1  # Lightning's launcher: this process is rank 0, its child rank 1
+    rank_1 = children[0]
+    if victim == "rank 0":
+        os.kill(run.pid, signal.SIGKILL)
+        run.wait(timeout=30)
+        rank_1.wait(timeout=90)  # raises TimeoutExpired if rank 1 hangs in a collective
+    else:
+        rank_1.kill()
+        # Rank 0 fails its next collective ("connection closed by peer") instead of hanging.
+        assert run.wait(timeout=90) != 0, run.stdout.read()[-3000:]

@@ -47,6 +47,15 @@ def normalize_image_ref(image: str) -> str:
     return posixpath.normpath(image.replace("\\", "/"))
 
 
+def _lone_surrogate(text: str) -> int | None:
+    """Offset of the first lone UTF-16 surrogate (JSON allows `\\ud800`; no tokenizer or file system does)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return error.start
+    return None
+
+
 def _parse_images(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
@@ -57,6 +66,8 @@ def _parse_images(value: Any) -> tuple[str, ...]:
             raise BadSampleError(f"'image' entries must be non-empty strings, got {item!r:.80}")
         if "\x00" in item:
             raise BadSampleError(f"'image' path contains a NUL character: {item!r:.80}")
+        if (offset := _lone_surrogate(item)) is not None:
+            raise BadSampleError(f"'image' path is not valid Unicode (lone surrogate at character {offset}): {item!r:.80}")
     return tuple(value)
 
 
@@ -75,6 +86,8 @@ def _parse_turns(value: Any) -> tuple[Turn, ...]:
             raise BadSampleError(f"turn {position} is {role!r} but turns must alternate human, gpt, human, ...")
         if not isinstance(text, str):
             raise BadSampleError(f"turn {position} value must be a string, got {type(text).__name__}")
+        if (offset := _lone_surrogate(text)) is not None:
+            raise BadSampleError(f"turn {position} is not valid Unicode (lone surrogate at character {offset})")
         for token in RESERVED_IN_TEXT:
             if token in text:
                 raise BadSampleError(f"turn {position} contains the reserved token {token!r} in its text")
