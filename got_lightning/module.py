@@ -31,6 +31,7 @@ from got_lightning.model.optim import (
     parameter_groups,
     warmup_steps_for,
 )
+from got_lightning.rng import capture_rng_states, restore_rng_states
 from got_lightning.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -397,6 +398,7 @@ class GotLightningModule(L.LightningModule):
         """Frozen weights stay in the model directory; the checkpoint holds what training changes."""
         frozen = self.frozen_state_keys()
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k not in frozen}
+        checkpoint["rng_states"] = capture_rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         expected = set(self.state_dict()) - self.frozen_state_keys()
@@ -408,6 +410,8 @@ class GotLightningModule(L.LightningModule):
                 f"missing {missing[:5]}{' ...' if len(missing) > 5 else ''}, "
                 f"unexpected {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}"
             )
+        if "rng_states" in checkpoint:  # rank 0's states: every rank resumes from them
+            restore_rng_states(checkpoint["rng_states"])
 
     def merged_model(self):
         """The wrapped transformers model with any LoRA adapters folded in (modifies this module)."""
