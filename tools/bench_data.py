@@ -4,6 +4,8 @@
     python tools/bench_data.py pipeline --pages 4
     python tools/bench_data.py pipeline --images DIR   # your own pages
     python tools/bench_data.py padding --records 4000 --batch_size 8
+    python tools/bench_data.py check --records 100000 --images 10000
+    python tools/bench_data.py memory --pages 3
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -62,10 +66,10 @@ def index(records: int = 1_000_000, annotations: str | None = None) -> None:
         emit("index_jsonl_extra_peak_mb", peak_extra_mb, 500.0, "MiB (baseline = target)")
 
 
-def _make_pages(folder: Path, count: int) -> list[Path]:
+def _make_pages(folder: Path, count: int, sizes=PAGE_SIZES) -> list[Path]:
     rng = np.random.default_rng(0)
     paths = []
-    for width, height, fmt in PAGE_SIZES:
+    for width, height, fmt in sizes:
         for n in range(count):
             page = Image.new("RGB", (width, height), (246, 242, 232))
             draw = ImageDraw.Draw(page)
@@ -127,6 +131,36 @@ def pipeline(pages: int = 2, images: str | None = None, jpeg_draft: float = 0.0)
                 emit(f"pipeline_{mode}_{group}_draft{jpeg_draft}", ours, baseline, "samples/s")
 
 
+def _measure_worker(paths: list[Path], mode: str, jpeg_draft: float, results) -> None:
+    baseline = psutil.Process().memory_info().rss
+    _ours(paths, mode, jpeg_draft)
+    results.put((baseline, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
+
+
+def memory(pages: int = 3, images: str | None = None, jpeg_draft: float = 0.0) -> None:
+    """Peak memory of one data-loader worker building samples from 4000x6000 JPEG pages (or
+    yours), per image mode, in a fresh process.
+
+    Args:
+        pages: Pages generated when no folder is given.
+        images: Your own folder of page images.
+        jpeg_draft: Our `data.jpeg_draft` setting (0: pixel-exact full decode).
+    """
+    import multiprocessing
+
+    with tempfile.TemporaryDirectory() as folder:
+        paths = sorted(Path(images).iterdir()) if images else _make_pages(Path(folder), pages, [(4000, 6000, "JPEG")])
+        for mode in ("resize", "tiles"):
+            context = multiprocessing.get_context("spawn")
+            results = context.Queue()
+            worker = context.Process(target=_measure_worker, args=(paths, mode, jpeg_draft, results))
+            worker.start()
+            baseline, peak = results.get()
+            worker.join()
+            print(f"{mode:7s} one worker: peak {peak / 2**20:.0f} MiB, {(peak - baseline) / 2**20:.0f} MiB above its start-up size")
+            emit(f"worker_peak_mb_{mode}_draft{jpeg_draft}", (peak - baseline) / 2**20, None, "MiB above start-up")
+
+
 def _token_lengths(records: list, prompts: PromptBuilder) -> np.ndarray:
     return np.array([len(prompts.build(parse_record(record), [1]).input_ids) for record in records])
 
@@ -173,6 +207,46 @@ def padding(records: int = 4000, batch_size: int = 8, epochs: int = 3, annotatio
     emit(f"padding_share_batch{batch_size}", shares[True], shares[False], "padded/total tokens")
 
 
+def _small_pages(folder: Path, count: int) -> None:
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    for number in range(count):
+        page = Image.new("RGB", (96, 64), "white")
+        ImageDraw.Draw(page).text((8, 20), f"{number:07d}", fill="black")
+        page.save(folder / "images" / f"{number:06d}.png")
+
+
+def check(records: int = 100_000, images: int = 10_000, annotations: str | None = None, image_root: str | None = None) -> None:
+    """`got-lightning data check` in its own process: seconds and peak memory (it must stay bounded:
+    records are streamed from the index and images read one at a time).
+
+    Args:
+        records: Records to generate (cycling over the images) when no file is given.
+        images: Small page images to generate.
+        annotations: Your own annotation file instead.
+        image_root: Image folder of `annotations`.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        if annotations is None:
+            _small_pages(folder, images)
+            annotations, image_root = str(folder / "data.jsonl"), str(folder)
+            with open(annotations, "w", encoding="utf-8") as handle:
+                for i in range(records):
+                    handle.write(json.dumps({"image": f"images/{i % images:06d}.png", "conversations": [
+                        {"from": "human", "value": "<image>\nOCR: "}, {"from": "gpt", "value": f"{i % images:07d}"}]}) + "\n")
+        command = [sys.executable, "-m", "got_lightning.cli", "data", "check", "--annotations", annotations, "--json"]
+        if image_root:
+            command += ["--image-root", image_root]
+        start = time.perf_counter()
+        finished = subprocess.run(command, capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    report = json.loads(finished.stdout)
+    print(f"data check: {report['records']} records, {len(report['bad'])} bad, {seconds:.1f} s, peak memory {peak_mb:.0f} MiB")
+    emit("data_check_peak_mb", peak_mb, None, "MiB (one process)")
+    emit("data_check_seconds", seconds, None, "s")
+
+
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    CLI([index, pipeline, padding], as_positional=False)
+    CLI([index, pipeline, padding, check, memory], as_positional=False)

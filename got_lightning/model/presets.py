@@ -47,6 +47,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         },
     },
 }
+# The real encoder (ViTDet-B, 1024 px, 256 tokens per tile) with the tiny decoder: real image size
+# on a CPU (feature-cache benchmark).
+PRESETS["encoder1024"] = {"vision": PRESETS["got"]["vision"], "text": PRESETS["tiny"]["text"]}
 
 
 def preset_config(preset: str) -> GotOcr2Config:
