@@ -90,7 +90,7 @@ class _Summaries(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, item: int) -> dict:
-        sample = self.dataset.build(item)
+        sample = self.dataset.build(item, pixels=False)
         if isinstance(sample, Problem):
             return {"problem": sample}
         return {

@@ -50,13 +50,14 @@ class GotDataset(Dataset):
         source_id, position = self.entries[item]
         return self.sources[int(source_id)], int(position)
 
-    def build(self, item: int) -> dict | Problem:
-        """The sample for an item, or the problem that keeps it from being one."""
+    def build(self, item: int, pixels: bool = True) -> dict | Problem:
+        """The sample for an item (without pixel values when `pixels` is False), or the problem
+        that keeps it from being one."""
         source, position = self.locate(item)
         raw = None
         try:
             raw = source.index.read(position)
-            sample = self.builder.build(parse_record(raw), source.image_root)
+            sample = self.builder.build(parse_record(raw), source.image_root, pixels)
         except BadSampleError as error:
             return error.problem(source.name, position, image_of(raw))
         sample["key"] = (source.name, position)

@@ -55,8 +55,9 @@ class SampleBuilder:
             return [sum(tiles_per_image)]
         return tiles_per_image
 
-    def build(self, record: Record, image_root: Path) -> dict:
-        """Model inputs for a record; raises `BadSampleError` naming the image where one is at fault."""
+    def build(self, record: Record, image_root: Path, pixels: bool = True) -> dict:
+        """Model inputs for a record; raises `BadSampleError` naming the image where one is at fault.
+        With `pixels=False` every image is still decoded, but no pixel tensor is built."""
         sources = self.resolve(record, image_root)
         sizes, tiles_per_image = [], []
         for source in sources:
@@ -66,18 +67,22 @@ class SampleBuilder:
                 raise BadSampleError(error.reason, image=source.ref) from error
             tiles_per_image.append(self.count_tiles(source, sizes[-1]))
         tokens = self.prompts.build(record, self.tiles_per_placeholder(record, tiles_per_image))
-        pixels = []
+        tiles = []
         for source in sources:
             try:
-                pixels.extend(self._decode(source))
+                if pixels:
+                    tiles.extend(self._decode(source))
+                else:
+                    for path in source.files:
+                        self.pages.verify(path)
             except BadSampleError as error:
                 raise BadSampleError(error.reason, image=source.ref) from error
-        pixel_values = torch.cat(pixels)
+        pixel_values = torch.cat(tiles) if pixels else None
         return {
             "input_ids": torch.tensor(tokens.input_ids, dtype=torch.long),
             "labels": torch.tensor(tokens.labels, dtype=torch.long),
             "pixel_values": pixel_values,
-            "num_tiles": pixel_values.shape[0],
+            "num_tiles": pixel_values.shape[0] if pixels else sum(tiles_per_image),
             "images": [source.ref for source in sources],
             "image_paths": [str(source.files[0].parent if source.is_tile_folder else source.files[0]) for source in sources],
             "truncated": tokens.truncated,

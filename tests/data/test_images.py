@@ -10,6 +10,9 @@ from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import (
 from got_lightning.data.errors import BadSampleError
 from got_lightning.data.images import decode_rgb, open_image, to_rgb
 from got_lightning.data.pixels import PageProcessor
+from got_lightning.data.prompt import PromptBuilder
+from got_lightning.data.records import parse_record
+from got_lightning.data.sample import SampleBuilder
 from got_lightning.data.tiling import tile_grid
 
 
@@ -107,3 +110,16 @@ def test_jpeg_draft_decodes_large_scans_at_reduced_scale(tmp_path):
     image = open_image(path, None)
     reduced = decode_rgb(image, path, min_size=(1024, 1024))
     assert reduced.size == (2000, 3000)
+
+
+@pytest.mark.parametrize("mode", ["resize", "tiles"])
+def test_check_without_pixels_counts_the_same_tiles_and_catches_truncation(tmp_path, tokenizer, mode):
+    builder = SampleBuilder(PageProcessor(mode=mode, image_size=64), PromptBuilder(tokenizer, 1, 4096))
+    page = scan(tmp_path / "page.jpg", (300, 700))
+    record = parse_record({"image": page.name, "conversations": [{"from": "human", "value": "<image>\nOCR: "}, {"from": "gpt", "value": "42"}]})
+    full, light = builder.build(record, tmp_path), builder.build(record, tmp_path, pixels=False)
+    assert light["pixel_values"] is None and light["num_tiles"] == full["num_tiles"]
+    assert torch.equal(light["input_ids"], full["input_ids"])
+    page.write_bytes(page.read_bytes()[: page.stat().st_size // 2])
+    with pytest.raises(BadSampleError, match="truncated"):
+        builder.build(record, tmp_path, pixels=False)
