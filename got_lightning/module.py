@@ -168,9 +168,9 @@ class GotLightningModule(L.LightningModule):
         if self.feature_cache is not None:
             with torch.no_grad():
                 vision = self.feature_cache.features(pixel_values, lambda tiles: tower(tiles).last_hidden_state)
-            return self.got.model.multi_modal_projector(vision)
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freezing.vision_tower):
-            vision = tower(pixel_values).last_hidden_state
+        else:
+            with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freezing.vision_tower):
+                vision = tower(pixel_values).last_hidden_state
         return self.got.model.multi_modal_projector(vision)
 
     def hidden_states(self, batch: dict[str, Any], features: torch.Tensor | None = None) -> torch.Tensor:

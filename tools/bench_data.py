@@ -24,6 +24,8 @@ import psutil
 from jsonargparse import CLI
 from PIL import Image, ImageDraw
 
+from bench_common import emit
+
 from got_lightning.data.collate import Collator
 from got_lightning.data.index import build_index
 from got_lightning.data.pixels import PageProcessor
@@ -35,11 +37,6 @@ from got_lightning.tokenizer import build_got_tokenizer
 
 PAGE_SIZES = ((2480, 3508, "JPEG"), (1345, 2895, "JPEG"), (4000, 6000, "JPEG"), (2480, 3508, "PNG"))
 ANSWER = "臣聞求木之長者必固其根本欲流之遠者必浚其泉源" * 20
-
-
-def emit(name: str, ours: float, baseline: float | None, unit: str) -> None:
-    ratio = ours / baseline if baseline else None
-    print(json.dumps({"name": name, "ours": round(ours, 4), "baseline": baseline and round(baseline, 4), "ratio": ratio and round(ratio, 3), "unit": unit}))
 
 
 def index(records: int = 1_000_000, annotations: str | None = None) -> None:

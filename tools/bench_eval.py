@@ -7,7 +7,6 @@ on the same samples, with the predictions compared. Prints a table line and one 
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import tempfile
@@ -18,18 +17,16 @@ import lightning as L
 import torch
 from jsonargparse import CLI
 
+from bench_common import emit, generated_pages
+
 from got_lightning.data.collate import Collator
 from got_lightning.data.config import DatasetSpec
 from got_lightning.data.datamodule import GotDataModule
+from got_lightning.evaluation import read_predictions
 from got_lightning.generation import decode, split_prompts
 from got_lightning.model.loading import init_model_dir
 from got_lightning.module import GotLightningModule
-from got_lightning.synthetic import PageStyle, make_dataset
 from got_lightning.tokens import IM_END_ID, PAD_ID
-
-
-def emit(name: str, ours: float, baseline: float, unit: str) -> None:
-    print(json.dumps({"name": name, "ours": round(ours, 4), "baseline": round(baseline, 4), "ratio": round(ours / baseline, 3), "unit": unit}))
 
 
 def _batched(module: GotLightningModule, data: GotDataModule, root: Path) -> tuple[float, list[str]]:
@@ -38,8 +35,7 @@ def _batched(module: GotLightningModule, data: GotDataModule, root: Path) -> tup
     start = time.perf_counter()
     trainer.validate(module, datamodule=data, verbose=False)
     seconds = time.perf_counter() - start
-    rows = [json.loads(line) for line in (root / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
-    return seconds, [row["prediction_raw"] for row in rows]
+    return seconds, [row["prediction_raw"] for row in read_predictions(root / "predictions.jsonl")]
 
 
 @torch.no_grad()
@@ -89,7 +85,7 @@ def main(
         folder = Path(folder)
         model = model or str(init_model_dir(preset, folder / "model"))
         if annotations is None:
-            annotations = str(make_dataset(folder / "pages", pages, PageStyle(char_width=64, min_chars=2, max_chars=4)))
+            annotations = generated_pages(folder, pages)
         spec = DatasetSpec("bench", annotations, image_root, val_annotations=annotations, val_image_root=image_root)
         data = GotDataModule([spec], eval_batch_size=eval_batch_size, model_path=model)
         data.setup("validate")

@@ -29,13 +29,15 @@ import yaml
 from jsonargparse import CLI
 from transformers import GotOcr2ForConditionalGeneration, Trainer, TrainerCallback, TrainingArguments
 
+from bench_common import emit, generated_pages
+
 from got_lightning.cli import main as got_lightning
 from got_lightning.data.config import DatasetSpec
 from got_lightning.data.datamodule import GotDataModule
 from got_lightning.model.loading import init_model_dir
 from got_lightning.module import GotLightningModule
 from got_lightning.model.optim import warmup_steps_for
-from got_lightning.synthetic import PageStyle, make_dataset
+from got_lightning.synthetic import PageStyle
 from got_lightning.tokens import IGNORE_INDEX
 
 
@@ -207,16 +209,15 @@ def cache(
         folder = Path(folder)
         model = model or str(init_model_dir(preset, folder / "model"))
         if annotations is None:
-            annotations = str(make_dataset(folder / "pages", pages, PageStyle(width=1024, height=1400, font_size=40, lines=20, min_chars=20, max_chars=24)))
+            annotations = generated_pages(folder, pages, PageStyle(width=1024, height=1400, font_size=40, lines=20, min_chars=20, max_chars=24))
         plain = _two_epochs(model, annotations, image_root, batch_size, False, folder / "plain")
         cached = _two_epochs(model, annotations, image_root, batch_size, True, folder / "cached")
     difference = max(abs(a - b) for a, b in zip(plain.losses, cached.losses))
     print(f"epoch seconds without cache {plain.seconds[0]:.1f}, {plain.seconds[1]:.1f}; with cache "
           f"{cached.seconds[0]:.1f}, {cached.seconds[1]:.1f}; largest per-step loss difference {difference:.3g} "
           f"over {len(plain.losses)} steps")
-    print(json.dumps({"name": "feature_cache_epoch2", "ours": round(cached.seconds[1], 2), "baseline": round(plain.seconds[1], 2),
-                      "ratio": round(plain.seconds[1] / cached.seconds[1], 3), "unit": "s per epoch (ratio = speedup)",
-                      "max_loss_difference": difference}))
+    emit("feature_cache_epoch2", cached.seconds[1], plain.seconds[1], "s per epoch (ratio = speedup)",
+         ratio=plain.seconds[1] / cached.seconds[1], max_loss_difference=difference)
 
 
 def throughput(
@@ -250,7 +251,7 @@ def throughput(
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         if annotations is None:
-            annotations = str(make_dataset(folder / "pages", pages, PageStyle(char_width=64, min_chars=2, max_chars=4)))
+            annotations = generated_pages(folder, pages)
         settings = {
             "model": model or str(init_model_dir("tiny", folder / "model")), "annotations": annotations,
             "image_root": image_root, "steps": steps, "skip": skip, "batch_size": batch_size,
@@ -268,9 +269,8 @@ def throughput(
         print(f"{name:14s} {figures['samples_per_s']:10.2f} {figures['tokens_per_s']:10.1f} "
               f"{figures['first_loss']:11.4f} {figures['last_losses']:13.4f}")
     for key, unit in (("samples_per_s", "samples/s"), ("tokens_per_s", "supervised tokens/s")):
-        print(json.dumps({"name": f"train_{key}", "ours": round(ours[key], 3), "baseline": round(theirs[key], 3),
-                          "ratio": round(ours[key] / theirs[key], 3), "unit": unit,
-                          "loss_ours": round(ours["last_losses"], 4), "loss_baseline": round(theirs["last_losses"], 4)}))
+        emit(f"train_{key}", ours[key], theirs[key], unit,
+             loss_ours=round(ours["last_losses"], 4), loss_baseline=round(theirs["last_losses"], 4))
 
 
 if __name__ == "__main__":

@@ -34,19 +34,23 @@ class FeatureCacheArgs:
     max_gb: float = 4.0
 
 
+def _hash_tensor(digest, tensor: torch.Tensor, name: str = "") -> None:
+    digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+    digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+
+
 def tower_fingerprint(tower: torch.nn.Module) -> str:
     """A hash of the tower's weights, dtypes and shapes."""
     digest = hashlib.blake2b(digest_size=16)
     for name, tensor in sorted(tower.state_dict().items()):
-        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        _hash_tensor(digest, tensor, name)
     return digest.hexdigest()
 
 
 def tile_key(tile: torch.Tensor) -> str:
     """A hash of one tile's pixel values (its dtype and shape included)."""
-    digest = hashlib.blake2b(f"{tile.dtype}:{tuple(tile.shape)}".encode(), digest_size=20)
-    digest.update(tile.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    digest = hashlib.blake2b(digest_size=20)
+    _hash_tensor(digest, tile)
     return digest.hexdigest()
 
 
