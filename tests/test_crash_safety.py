@@ -47,12 +47,16 @@ def start_fit(config: Path, max_steps: int, driver: str | None = None) -> subpro
     )
 
 
-def wait_for_step(run: subprocess.Popen, root: Path, step: int, timeout: float = 120) -> None:
+def wait_for_checkpoint(run: subprocess.Popen, root: Path, pattern: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
-    while not list((root / "checkpoints").glob(f"*step={step}.ckpt")):
-        assert run.poll() is None, f"run ended before step {step}:\n{run.stdout.read()}"
-        assert time.monotonic() < deadline, f"no checkpoint of step {step} after {timeout} s"
+    while not list((root / "checkpoints").glob(pattern)):
+        assert run.poll() is None, f"run ended before {pattern} was saved:\n{run.stdout.read()}"
+        assert time.monotonic() < deadline, f"no {pattern} after {timeout} s"
         time.sleep(0.02)
+
+
+def wait_for_step(run: subprocess.Popen, root: Path, step: int) -> None:
+    wait_for_checkpoint(run, root, f"*step={step}.ckpt")
 
 
 @pytest.fixture(scope="module")
@@ -125,13 +129,14 @@ def test_sigterm_and_ctrl_c_save_a_resumable_checkpoint(signum, reference, digit
 
 @pytest.mark.parametrize("victim", ["rank 0", "rank 1"])
 def test_one_ddp_rank_dying_stops_the_other_in_bounded_time(victim, digit_pages, micro_model_dir, tmp_path):
-    config = config_for(tmp_path, digit_pages, micro_model_dir, "ddp", every_n_train_steps=1)
+    # One checkpoint kept: preflight would refuse room for 400 of them on a small disk.
+    config = config_for(tmp_path, digit_pages, micro_model_dir, "ddp", every_n_train_steps=2, save_top_k=1)
     run = subprocess.Popen(
         [sys.executable, "-m", "got_lightning.cli", "fit", "--config", str(config), "--trainer.max_steps", "400",
          "--trainer.devices", "2", "--trainer.strategy", "ddp"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
-    wait_for_step(run, tmp_path / "ddp", 2)
+    wait_for_checkpoint(run, tmp_path / "ddp", "last.ckpt")
     children = psutil.Process(run.pid).children()
     assert len(children) == 1  # Lightning's launcher: this process is rank 0, its child rank 1
     rank_1 = children[0]
