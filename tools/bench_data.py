@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+import torch
 from jsonargparse import CLI
 from PIL import Image, ImageDraw
 
@@ -78,42 +80,48 @@ def _make_pages(folder: Path, count: int, sizes=PAGE_SIZES) -> list[Path]:
     return paths
 
 
-def _ours(paths: list[Path], mode: str, jpeg_draft: float) -> float:
+def _ours(paths: list[Path], mode: str, jpeg_draft: float) -> tuple[float, torch.Tensor]:
     tokenizer = build_got_tokenizer()
     builder = SampleBuilder(PageProcessor(mode=mode, draft_oversample=jpeg_draft), PromptBuilder(tokenizer, 256, 8192), allow_outside_root=True)
     collate = Collator()
+    first = None
     start = time.perf_counter()
     for path in paths:
         record = parse_record({"image": str(path), "conversations": [{"from": "human", "value": "<image>\nOCR: "}, {"from": "gpt", "value": ANSWER}]})
         sample = builder.build(record, path.parent)
-        collate([{**sample, "key": ("bench", 0)}])
-    return len(paths) / (time.perf_counter() - start)
+        batch = collate([{**sample, "key": ("bench", 0)}])
+        first = batch["pixel_values"] if first is None else first
+    return len(paths) / (time.perf_counter() - start), first
 
 
-def _transformers(paths: list[Path], mode: str) -> float:
+def _transformers(paths: list[Path], mode: str) -> tuple[float, torch.Tensor]:
     from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
     from transformers.models.got_ocr2.processing_got_ocr2 import GotOcr2Processor
 
     processor = GotOcr2Processor(
         image_processor=GotOcr2ImageProcessorPil(size={"height": 1024, "width": 1024}, max_patches=6), tokenizer=build_got_tokenizer()
     )
+    first = None
     start = time.perf_counter()
     for path in paths:
         with Image.open(path) as image:
             inputs = processor(image, return_tensors="pt", crop_to_patches=mode == "tiles")
             processor.tokenizer(ANSWER, return_tensors="pt")
-            assert inputs["pixel_values"].ndim == 4
-    return len(paths) / (time.perf_counter() - start)
+            first = inputs["pixel_values"] if first is None else first
+    return len(paths) / (time.perf_counter() - start), first
 
 
-def pipeline(pages: int = 2, images: str | None = None, jpeg_draft: float = 0.0) -> None:
-    """Samples/s from record to collated tensors, one process, vs transformers' GotOcr2Processor.
+def pipeline(pages: int = 2, images: str | None = None, jpeg_draft: float = 0.0, rounds: int = 3) -> None:
+    """Samples/s from record to collated tensors, one process on one thread (as a data-loader worker
+    runs), vs transformers' GotOcr2Processor; and the largest pixel difference between the two.
 
     Args:
         pages: Pages generated per size when no folder is given.
         images: Your own folder of page images.
-        jpeg_draft: Our `data.jpeg_draft` setting (0: pixel-exact full decode).
+        jpeg_draft: Our `data.jpeg_draft` setting (0: full-resolution decode).
+        rounds: Alternating timed rounds per comparison; the median is reported.
     """
+    torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as folder:
         paths = sorted(Path(images).iterdir()) if images else _make_pages(Path(folder), pages)
         groups: dict[str, list[Path]] = {}
@@ -122,13 +130,18 @@ def pipeline(pages: int = 2, images: str | None = None, jpeg_draft: float = 0.0)
             groups.setdefault(group, []).append(path)
         for group, members in groups.items():
             for mode in ("resize", "tiles"):
-                baseline = _transformers(members, mode)
-                ours = _ours(members, mode, jpeg_draft)
-                print(f"{group:28s} {mode:7s} ours {ours:6.2f}/s  transformers {baseline:6.2f}/s  x{ours / baseline:.2f}")
+                timings = [(_transformers(members, mode), _ours(members, mode, jpeg_draft)) for _ in range(rounds)]
+                baseline = statistics.median(theirs[0] for theirs, _ in timings)
+                ours = statistics.median(mine[0] for _, mine in timings)
+                (_, their_pixels), (_, our_pixels) = timings[0]
+                difference = (our_pixels - their_pixels).abs().max().item()
+                print(f"{group:28s} {mode:7s} ours {ours:6.2f}/s  transformers {baseline:6.2f}/s  x{ours / baseline:.2f}  max pixel difference {difference:.4f}")
                 emit(f"pipeline_{mode}_{group}_draft{jpeg_draft}", ours, baseline, "samples/s")
+                emit(f"pixel_parity_{mode}_{group}_draft{jpeg_draft}", difference, 0.05, "max abs difference after normalization (baseline = limit)")
 
 
 def _measure_worker(paths: list[Path], mode: str, jpeg_draft: float, results) -> None:
+    torch.set_num_threads(1)
     baseline = psutil.Process().memory_info().rss
     _ours(paths, mode, jpeg_draft)
     results.put((baseline, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
@@ -141,7 +154,7 @@ def memory(pages: int = 3, images: str | None = None, jpeg_draft: float = 0.0) -
     Args:
         pages: Pages generated when no folder is given.
         images: Your own folder of page images.
-        jpeg_draft: Our `data.jpeg_draft` setting (0: pixel-exact full decode).
+        jpeg_draft: Our `data.jpeg_draft` setting (0: full-resolution decode).
     """
     import multiprocessing
 

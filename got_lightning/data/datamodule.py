@@ -63,8 +63,9 @@ class GotDataModule(L.LightningDataModule):
         strict: Fail on the first bad record or image instead of skipping it.
         allow_outside_root: Let image paths point outside their dataset's image_root.
         max_image_pixels: Refuse images with more pixels (decompression bombs); null for no limit.
-        jpeg_draft: 0 decodes JPEGs in full (pixel-exact with transformers); N > 0 lets libjpeg decode
-            at 1/2..1/8 scale while staying N times larger than the resize target (much faster on big scans).
+        jpeg_draft: 0 decodes JPEGs at full resolution (pixels within 0.05 of transformers' processor);
+            N > 0 lets libjpeg-turbo decode at a reduced scale that stays N times larger than the resize
+            target (faster still on big scans, but no longer within that tolerance at text edges).
         model_path: Model directory whose tokenizer and image size to use (none: the real GOT's).
         predict_input: What `predict` reads: a folder of images, a list file (one image path per line)
             or an annotation file (its prompts are used and its answers kept as references).

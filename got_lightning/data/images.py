@@ -1,4 +1,4 @@
-"""Open, check and decode page images: EXIF orientation, every colour mode to RGB, fast JPEG draft."""
+"""Open, check and decode page images: EXIF orientation, every colour mode to RGB, fast JPEG decoding."""
 
 from __future__ import annotations
 
@@ -8,12 +8,25 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+import simplejpeg
+import torch
+from PIL import Image, UnidentifiedImageError
 
 from got_lightning.data.errors import BadSampleError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 _TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
+# What Pillow's ImageOps.exif_transpose does for each EXIF orientation, on (height, width, 3) pixels.
+_UPRIGHT = {
+    1: lambda pixels: pixels,
+    2: lambda pixels: pixels.flip(1),
+    3: lambda pixels: pixels.flip(0, 1),
+    4: lambda pixels: pixels.flip(0),
+    5: lambda pixels: pixels.transpose(0, 1),
+    6: lambda pixels: pixels.rot90(-1, (0, 1)),
+    7: lambda pixels: pixels.transpose(0, 1).flip(0, 1),
+    8: lambda pixels: pixels.rot90(1, (0, 1)),
+}
 _EXIF_ORIENTATION = 0x0112
 WHITE = (255, 255, 255)
 
@@ -78,31 +91,64 @@ def open_image(path: Path, max_pixels: int | None) -> Image.Image:
     return image
 
 
+def exif_orientation(image: Image.Image) -> int:
+    """The EXIF orientation tag (1 to 8; 1 when absent), read from the header only."""
+    try:
+        orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
+    except Exception as error:  # malformed EXIF blocks raise assorted errors inside Pillow
+        raise BadSampleError(f"unreadable EXIF orientation in {image.filename}: {error}") from error
+    return orientation if orientation in _UPRIGHT else 1
+
+
 def oriented_size(image: Image.Image) -> tuple[int, int]:
     """(width, height) after the EXIF orientation is applied, read from the header only."""
     width, height = image.size
-    if image.getexif().get(_EXIF_ORIENTATION) in _TRANSPOSING_ORIENTATIONS:
+    if exif_orientation(image) in _TRANSPOSING_ORIENTATIONS:
         return height, width
     return width, height
 
 
-def decode_rgb(image: Image.Image, path: Path, min_size: tuple[float, float] | None = None) -> Image.Image:
-    """Decode to upright RGB. For JPEG, `min_size` (upright width, height) lets libjpeg decode at
-    1/2, 1/4 or 1/8 scale while staying at least that large."""
-    if min_size is not None and image.format == "JPEG":
-        width, height = math.ceil(min_size[0]), math.ceil(min_size[1])
-        if image.getexif().get(_EXIF_ORIENTATION) in _TRANSPOSING_ORIENTATIONS:
-            width, height = height, width
-        image.draft(None, (width, height))
+def decode_pixels(image: Image.Image, path: Path, min_size: tuple[float, float] | None = None) -> torch.Tensor:
+    """Decode to upright RGB uint8 pixels `(3, height, width)`.
+
+    YCbCr and grey JPEGs decode with libjpeg-turbo straight into an array: the same pixels as
+    Pillow's decode (same library, same settings) without Pillow's copy out of its own 4-byte
+    pixel layout. `min_size` (upright width, height) lets libjpeg-turbo decode them at 1/2, 1/4 or
+    1/8 scale while staying at least that large. Other files, and JPEGs libjpeg-turbo flags as damaged,
+    decode with Pillow, which accepts what it always accepted and refuses truncated files.
+    """
+    orientation = exif_orientation(image)
+    pixels = None
+    if image.format == "JPEG" and image.mode in ("RGB", "L"):
+        if min_size is not None and orientation in _TRANSPOSING_ORIENTATIONS:
+            min_size = (min_size[1], min_size[0])
+        pixels = _decode_jpeg(path, image.size, min_size)
+    if pixels is None:
+        pixels = np.array(_decode_with_pillow(image, path))
+    return _UPRIGHT[orientation](torch.from_numpy(pixels)).permute(2, 0, 1)
+
+
+def _decode_jpeg(path: Path, size: tuple[int, int], min_size: tuple[float, float] | None) -> np.ndarray | None:
+    reduced = (0, 0)
+    if min_size is not None:
+        # The coarsest of 1/2, 1/4 and 1/8 that stays at least min_size.
+        for denominator in (8, 4, 2):
+            scaled = (math.ceil(size[0] / denominator), math.ceil(size[1] / denominator))
+            if scaled[0] >= min_size[0] and scaled[1] >= min_size[1]:
+                reduced = scaled
+                break
+    try:
+        return simplejpeg.decode_jpeg(path.read_bytes(), colorspace="RGB", min_width=reduced[0], min_height=reduced[1])
+    except ValueError:
+        return None
+
+
+def _decode_with_pillow(image: Image.Image, path: Path) -> Image.Image:
     with _pixel_limit(None):
         try:
             image.load()
         except (OSError, SyntaxError, ValueError) as error:
             raise BadSampleError(f"truncated or corrupt image {path}: {error}") from error
-    try:
-        image = ImageOps.exif_transpose(image)
-    except Exception as error:  # malformed EXIF blocks raise assorted errors inside Pillow
-        raise BadSampleError(f"unreadable EXIF orientation in {path}: {error}") from error
     return to_rgb(image)
 
 

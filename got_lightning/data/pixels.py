@@ -9,15 +9,16 @@ from typing import Literal
 import torch
 from PIL import Image
 
-from got_lightning.data.images import WHITE, decode_rgb, open_image, oriented_size
+from got_lightning.data.images import decode_pixels, open_image, oriented_size
+from got_lightning.data.resample import resize_bicubic
 from got_lightning.data.tiling import cut_tiles, tile_grid
 from got_lightning.tokens import CLIP_MEAN, CLIP_STD
 
 ImageMode = Literal["resize", "pad", "tiles"]
 IMAGE_MODES: tuple[str, ...] = ("resize", "pad", "tiles")
-RESAMPLE = Image.Resampling.BICUBIC
-_MEAN = torch.tensor(CLIP_MEAN).view(3, 1, 1)
-_STD = torch.tensor(CLIP_STD).view(3, 1, 1)
+# (x / 255 - mean) / std as one multiply and one subtraction.
+_SCALE = 1.0 / (255.0 * torch.tensor(CLIP_STD).view(3, 1, 1))
+_SHIFT = torch.tensor(CLIP_MEAN).view(3, 1, 1) / torch.tensor(CLIP_STD).view(3, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -58,23 +59,23 @@ class PageProcessor:
         with image:
             width, height = oriented_size(image)
             grid = self.grid(width, height)
-            page = decode_rgb(image, path, self._draft_size(width, height, grid))
-            return torch.stack([normalize(tile) for tile in self._tiles(page, grid)])
+            page = decode_pixels(image, path, self._draft_size(width, height, grid))
+        return normalize(torch.stack(self._tiles(page, grid)))
 
     def verify(self, path: Path) -> None:
         """Decode a file in full, as training would (corrupt or truncated data shows here), without
         building tiles: what `data check` needs, at a fraction of the cost."""
         image = open_image(path, self.max_pixels)
         with image:
-            decode_rgb(image, path)
+            decode_pixels(image, path)
 
     def single_tile(self, path: Path) -> torch.Tensor:
         """A pre-cut tile file, resized to one tile whatever the mode."""
         image = open_image(path, self.max_pixels)
         with image:
             width, height = oriented_size(image)
-            page = decode_rgb(image, path, self._draft_size(width, height, (1, 1)))
-            return normalize(page.resize((self.image_size, self.image_size), resample=RESAMPLE)).unsqueeze(0)
+            page = decode_pixels(image, path, self._draft_size(width, height, (1, 1)))
+        return normalize(resize_bicubic(page, self.image_size, self.image_size)).unsqueeze(0)
 
     def _draft_size(self, width: int, height: int, grid: tuple[int, int]) -> tuple[float, float] | None:
         if self.draft_oversample <= 0:
@@ -86,27 +87,26 @@ class PageProcessor:
             target = (grid[0] * self.image_size, grid[1] * self.image_size)
         return (target[0] * self.draft_oversample, target[1] * self.draft_oversample)
 
-    def _tiles(self, page: Image.Image, grid: tuple[int, int]) -> list[Image.Image]:
+    def _tiles(self, page: torch.Tensor, grid: tuple[int, int]) -> list[torch.Tensor]:
         size = self.image_size
         if self.mode == "pad":
             return [letterbox(page, size)]
         if grid == (1, 1):
-            return [page.resize((size, size), resample=RESAMPLE)]
-        return cut_tiles(page, grid, size, RESAMPLE)
+            return [resize_bicubic(page, size, size)]
+        return cut_tiles(page, grid, size)
 
 
-def letterbox(page: Image.Image, size: int) -> Image.Image:
-    """Fit the page inside a white square keeping its aspect ratio, centred."""
-    width, height = page.size
+def letterbox(page: torch.Tensor, size: int) -> torch.Tensor:
+    """Fit uint8 pixels `(3, H, W)` inside a white square keeping the aspect ratio, centred."""
+    height, width = page.shape[1:]
     scale = size / max(width, height)
     new_width, new_height = max(1, round(width * scale)), max(1, round(height * scale))
-    canvas = Image.new("RGB", (size, size), WHITE)
-    canvas.paste(page.resize((new_width, new_height), resample=RESAMPLE), ((size - new_width) // 2, (size - new_height) // 2))
+    canvas = torch.full((3, size, size), 255, dtype=torch.uint8)
+    top, left = (size - new_height) // 2, (size - new_width) // 2
+    canvas[:, top : top + new_height, left : left + new_width] = resize_bicubic(page, new_width, new_height)
     return canvas
 
 
-def normalize(tile: Image.Image) -> torch.Tensor:
-    """RGB uint8 image to a CLIP-normalized float tensor (3, H, W)."""
-    width, height = tile.size
-    pixels = torch.frombuffer(bytearray(tile.tobytes()), dtype=torch.uint8).view(height, width, 3)
-    return (pixels.permute(2, 0, 1).float() / 255.0 - _MEAN) / _STD
+def normalize(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels `(..., 3, H, W)` to a CLIP-normalized float tensor of the same shape."""
+    return pixels.contiguous().float().mul_(_SCALE).sub_(_SHIFT)

@@ -77,7 +77,9 @@ class SampleBuilder:
                         self.pages.verify(path)
             except BadSampleError as error:
                 raise BadSampleError(error.reason, image=source.ref) from error
-        pixel_values = torch.cat(tiles) if pixels else None
+        pixel_values = None
+        if pixels:
+            pixel_values = tiles[0] if len(tiles) == 1 else torch.cat(tiles)
         return {
             "input_ids": torch.tensor(tokens.input_ids, dtype=torch.long),
             "labels": torch.tensor(tokens.labels, dtype=torch.long),

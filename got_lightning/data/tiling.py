@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 
-from PIL import Image
+import torch
+
+from got_lightning.data.resample import resize_bicubic
 
 
 @functools.lru_cache(maxsize=64)
@@ -34,16 +36,16 @@ def tile_grid(width: int, height: int, tile_size: int, min_tiles: int, max_tiles
     return best
 
 
-def cut_tiles(image: Image.Image, grid: tuple[int, int], tile_size: int, resample: int) -> list[Image.Image]:
-    """Resize the page onto the grid and cut it row by row; add a whole-page thumbnail when the
-    grid has more than one tile."""
+def cut_tiles(page: torch.Tensor, grid: tuple[int, int], tile_size: int) -> list[torch.Tensor]:
+    """Resize uint8 pixels `(3, H, W)` onto the grid and cut them row by row; add a whole-page
+    thumbnail when the grid has more than one tile."""
     columns, rows = grid
-    canvas = image.resize((columns * tile_size, rows * tile_size), resample=resample)
+    canvas = resize_bicubic(page, columns * tile_size, rows * tile_size)
     tiles = [
-        canvas.crop((c * tile_size, r * tile_size, (c + 1) * tile_size, (r + 1) * tile_size))
+        canvas[:, r * tile_size : (r + 1) * tile_size, c * tile_size : (c + 1) * tile_size]
         for r in range(rows)
         for c in range(columns)
     ]
     if len(tiles) > 1:
-        tiles.append(image.resize((tile_size, tile_size), resample=resample))
+        tiles.append(resize_bicubic(page, tile_size, tile_size))
     return tiles

@@ -6,12 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
 from got_lightning.data.errors import AnnotationFileError, BadSampleError
-from got_lightning.data.images import decode_rgb, open_image
+from got_lightning.data.images import decode_pixels, open_image
 from got_lightning.data.index import build_index
 from got_lightning.data.prompt import PromptBuilder
 from got_lightning.data.records import parse_record
@@ -73,23 +74,28 @@ def test_annotation_files_of_random_bytes(tmp_path, content):
             parse_record(index.read(int(position)))
 
 
-def _png_bytes() -> bytes:
+def _image_bytes(fmt: str) -> bytes:
     buffer = io.BytesIO()
-    Image.new("RGB", (17, 9), "white").save(buffer, format="PNG")
+    Image.new("RGB", (17, 9), "white").save(buffer, format=fmt)
     return buffer.getvalue()
 
 
+def _damaged(fmt: str):
+    whole = _image_bytes(fmt)
+    return st.tuples(st.integers(0, len(whole)), st.binary(max_size=200)).map(lambda cut: whole[: cut[0]] + cut[1])
+
+
 @FUZZ
-@given(st.binary(min_size=1, max_size=3000) | st.binary(max_size=200).map(lambda tail: _png_bytes()[:60] + tail))
+@given(st.binary(min_size=1, max_size=3000) | _damaged("PNG") | _damaged("JPEG"))
 def test_random_bytes_as_an_image(tmp_path, content):
-    path = tmp_path / "page.png"
+    path = tmp_path / "page.img"
     path.write_bytes(content)
     try:
-        image = decode_rgb(open_image(path, 10_000_000), path)
+        pixels = decode_pixels(open_image(path, 10_000_000), path)
     except BadSampleError as error:
         assert str(error)
         return
-    assert image.mode == "RGB" and min(image.size) > 0
+    assert pixels.dtype == torch.uint8 and pixels.shape[0] == 3 and min(pixels.shape[1:]) > 0
 
 
 def test_fuzzing_reaches_valid_samples_too(tokenizer):

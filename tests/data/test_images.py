@@ -1,14 +1,14 @@
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import (
     GotOcr2ImageProcessorPil,
     get_optimal_tiled_canvas,
 )
 
 from got_lightning.data.errors import BadSampleError
-from got_lightning.data.images import decode_rgb, open_image, to_rgb
+from got_lightning.data.images import decode_pixels, open_image, to_rgb
 from got_lightning.data.pixels import PageProcessor
 from got_lightning.data.prompt import PromptBuilder
 from got_lightning.data.records import parse_record
@@ -26,7 +26,7 @@ def scan(path, size, fmt="JPEG"):
     return path
 
 
-@pytest.mark.parametrize("size", [(1345, 2895), (2480, 1754), (640, 480)])
+@pytest.mark.parametrize("size", [(1345, 2895), (2480, 3508), (2480, 1754), (640, 480), (900, 1200)])
 def test_resize_matches_transformers_image_processor(tmp_path, size):
     path = scan(tmp_path / "page.jpg", size)
     reference = GotOcr2ImageProcessorPil(size={"height": 1024, "width": 1024})(Image.open(path), return_tensors="np")
@@ -58,16 +58,51 @@ def test_pad_keeps_aspect_ratio_on_white(tmp_path):
     assert tiles[0, :, :, 48:80].min() < white.min() - 1
 
 
-def test_exif_orientation_is_applied(tmp_path):
-    page = Image.new("RGB", (400, 100), "white")
-    ImageDraw.Draw(page).rectangle((0, 0, 99, 99), fill="black")
+def pillow_upright(path):
+    return np.asarray(to_rgb(ImageOps.exif_transpose(Image.open(path))))
+
+
+def ours_upright(path):
+    return decode_pixels(open_image(path, None), path).permute(1, 2, 0).numpy()
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_exif_orientation_is_applied_as_pillow_does(tmp_path, orientation, fmt):
+    page = Image.new("RGB", (40, 10), "white")
+    ImageDraw.Draw(page).rectangle((0, 0, 9, 4), fill="black")
     exif = Image.Exif()
-    exif[0x0112] = 6  # rotate 90 degrees clockwise when displayed
-    page.save(tmp_path / "rotated.jpg", exif=exif)
-    image = open_image(tmp_path / "rotated.jpg", None)
-    upright = decode_rgb(image, tmp_path / "rotated.jpg")
-    assert upright.size == (100, 400)
-    assert np.asarray(upright)[:90].mean() < 30 and np.asarray(upright)[110:].mean() > 225
+    exif[0x0112] = orientation
+    path = tmp_path / f"page.{fmt.lower()}"
+    page.save(path, format=fmt, exif=exif)
+    ours = ours_upright(path)
+    assert ours.shape == ((40, 10, 3) if orientation >= 5 else (10, 40, 3))
+    assert np.array_equal(ours, pillow_upright(path))
+
+
+@pytest.mark.parametrize(
+    "save",
+    [
+        {"subsampling": 2},
+        {"subsampling": 0, "quality": 95},
+        {"progressive": True},
+        {"keep_rgb": True},
+    ],
+    ids=["420", "444", "progressive", "rgb-no-ycbcr"],
+)
+@pytest.mark.parametrize("mode", ["RGB", "L", "CMYK"])
+def test_jpeg_decoding_gives_pillows_pixels(tmp_path, save, mode):
+    page = Image.open(scan(tmp_path / "scan.png", (333, 257), "PNG")).convert(mode)
+    path = tmp_path / "page.jpg"
+    page.save(path, format="JPEG", **save)
+    assert np.array_equal(ours_upright(path), pillow_upright(path))
+
+
+def test_jpeg_that_libjpeg_flags_as_damaged_still_decodes_as_pillow_decodes_it(tmp_path):
+    path = scan(tmp_path / "page.jpg", (300, 200))
+    data = path.read_bytes()
+    path.write_bytes(data[:-2] + b"\x00\x17" + data[-2:])  # stray bytes before the end marker
+    assert np.array_equal(ours_upright(path), pillow_upright(path))
 
 
 def rgba_half_transparent():
@@ -107,9 +142,9 @@ def test_decompression_bomb_is_refused_with_configured_limit(tmp_path):
 
 def test_jpeg_draft_decodes_large_scans_at_reduced_scale(tmp_path):
     path = scan(tmp_path / "big.jpg", (4000, 6000))
-    image = open_image(path, None)
-    reduced = decode_rgb(image, path, min_size=(1024, 1024))
-    assert reduced.size == (2000, 3000)
+    assert decode_pixels(open_image(path, None), path, min_size=(1024, 1536)).shape == (3, 3000, 2000)
+    assert decode_pixels(open_image(path, None), path, min_size=(1000, 1500)).shape == (3, 1500, 1000)
+    assert decode_pixels(open_image(path, None), path, min_size=(2001, 10)).shape == (3, 6000, 4000)
 
 
 @pytest.mark.parametrize("mode", ["resize", "tiles"])
