@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
 import torch
-from transformers import GotOcr2ForConditionalGeneration, PreTrainedTokenizerBase
+from transformers import GotOcr2ForConditionalGeneration, LogitsProcessor, LogitsProcessorList, PreTrainedTokenizerBase
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from got_lightning.tokens import IGNORE_INDEX, IM_END_ID, PAD_ID
@@ -56,6 +57,39 @@ def left_pad(prompts: list[list[int]], pad_id: int = PAD_ID) -> tuple[torch.Tens
     return ids, mask
 
 
+class NgramBlocker(LogitsProcessor):
+    """transformers' `no_repeat_ngram_size` rule (a token that would complete an n-gram already in
+    the row, prompt included, is banned), with each row's n-grams indexed once by their first n-1
+    tokens and extended by one per step, instead of every window compared at every step.
+
+    Keeps per-row state between steps, so use one instance per `generate` call.
+    """
+
+    def __init__(self, ngram_size: int) -> None:
+        self.ngram_size = ngram_size
+        self._rows: list[list[int]] = []
+        self._next_tokens: list[defaultdict[tuple[int, ...], set[int]]] = []
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if input_ids.shape[1] < self.ngram_size:
+            return scores
+        if not self._rows:
+            self._rows = [[] for _ in range(input_ids.shape[0])]
+            self._next_tokens = [defaultdict(set) for _ in range(input_ids.shape[0])]
+        context = self.ngram_size - 1
+        new_tokens = input_ids[:, len(self._rows[0]) :].tolist()
+        for row, index, tokens in zip(self._rows, self._next_tokens, new_tokens):
+            for token in tokens:
+                if len(row) >= context:
+                    index[tuple(row[len(row) - context :])].add(token)
+                row.append(token)
+        for position, (row, index) in enumerate(zip(self._rows, self._next_tokens)):
+            banned = index.get(tuple(row[len(row) - context :]))
+            if banned:
+                scores[position, list(banned)] = -float("inf")
+        return scores
+
+
 @torch.no_grad()
 def generate_ids(
     model: GotOcr2ForConditionalGeneration,
@@ -73,7 +107,7 @@ def generate_ids(
         mm_encoder_outputs={"image": BaseModelOutputWithPooling(pooler_output=image_features)},
         do_sample=False,
         max_new_tokens=args.max_new_tokens,
-        no_repeat_ngram_size=args.no_repeat_ngram_size or None,
+        logits_processor=LogitsProcessorList([NgramBlocker(args.no_repeat_ngram_size)] if args.no_repeat_ngram_size else []),
         eos_token_id=IM_END_ID,
         pad_token_id=PAD_ID,
     )
