@@ -1,12 +1,14 @@
-"""Batched greedy OCR generation from training-format batches (left-padded prompts, KV cache)."""
+"""Batched greedy OCR generation from training-format batches (left-padded prompts, KV cache,
+finished rows leaving the batch)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
-from transformers import GotOcr2ForConditionalGeneration, LogitsProcessor, LogitsProcessorList, PreTrainedTokenizerBase
+from transformers import GotOcr2ForConditionalGeneration, PreTrainedTokenizerBase
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from got_lightning.tokens import IGNORE_INDEX, IM_END_ID, PAD_ID
@@ -57,37 +59,45 @@ def left_pad(prompts: list[list[int]], pad_id: int = PAD_ID) -> tuple[torch.Tens
     return ids, mask
 
 
-class NgramBlocker(LogitsProcessor):
-    """transformers' `no_repeat_ngram_size` rule (a token that would complete an n-gram already in
-    the row, prompt included, is banned), with each row's n-grams indexed once by their first n-1
-    tokens and extended by one per step, instead of every window compared at every step.
+class NgramBlocker:
+    """transformers' `no_repeat_ngram_size` rule: a token that would complete an n-gram already in
+    the row (prompt included) is banned. Each row's n-grams are indexed once by their first n-1
+    tokens and extended by one per step, instead of every window compared at every step."""
 
-    Keeps per-row state between steps, so use one instance per `generate` call.
-    """
-
-    def __init__(self, ngram_size: int) -> None:
-        self.ngram_size = ngram_size
+    def __init__(self, ngram_size: int, prompts: list[list[int]]) -> None:
+        self.context = ngram_size - 1
         self._rows: list[list[int]] = []
         self._next_tokens: list[defaultdict[tuple[int, ...], set[int]]] = []
+        for prompt in prompts:
+            self._rows.append([])
+            self._next_tokens.append(defaultdict(set))
+            for token in prompt:
+                self._append(len(self._rows) - 1, token)
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        if input_ids.shape[1] < self.ngram_size:
-            return scores
-        if not self._rows:
-            self._rows = [[] for _ in range(input_ids.shape[0])]
-            self._next_tokens = [defaultdict(set) for _ in range(input_ids.shape[0])]
-        context = self.ngram_size - 1
-        new_tokens = input_ids[:, len(self._rows[0]) :].tolist()
-        for row, index, tokens in zip(self._rows, self._next_tokens, new_tokens):
-            for token in tokens:
-                if len(row) >= context:
-                    index[tuple(row[len(row) - context :])].add(token)
-                row.append(token)
+    def add(self, tokens: list[int]) -> None:
+        """One new token per row."""
+        for row, token in enumerate(tokens):
+            self._append(row, token)
+
+    def keep(self, rows: list[int]) -> None:
+        """Forget every row but these, which become rows 0, 1, ..."""
+        self._rows = [self._rows[row] for row in rows]
+        self._next_tokens = [self._next_tokens[row] for row in rows]
+
+    def ban(self, scores: torch.Tensor) -> None:
+        """Set the scores `(rows, vocab)` of banned next tokens to -inf, in place."""
         for position, (row, index) in enumerate(zip(self._rows, self._next_tokens)):
-            banned = index.get(tuple(row[len(row) - context :]))
+            if len(row) < self.context:
+                continue
+            banned = index.get(tuple(row[len(row) - self.context :]))
             if banned:
                 scores[position, list(banned)] = -float("inf")
-        return scores
+
+    def _append(self, row: int, token: int) -> None:
+        tokens = self._rows[row]
+        if len(tokens) >= self.context:
+            self._next_tokens[row][tuple(tokens[len(tokens) - self.context :])].add(token)
+        tokens.append(token)
 
 
 @torch.no_grad()
@@ -96,24 +106,67 @@ def generate_ids(
     prompts: list[list[int]],
     image_features: torch.Tensor,
     args: GenerationArgs,
+    all_finished: Callable[[bool], bool] = bool,
 ) -> list[list[int]]:
     """Greedy answers for a batch of prompts; `image_features` are their tiles' projected features
-    `(tiles, tokens_per_tile, hidden)`, stacked in order (computed once, shared with the loss)."""
+    `(tiles, tokens_per_tile, hidden)`, stacked in order (computed once, shared with the loss).
+
+    The same tokens as transformers' `generate` one prompt at a time, but a row that has finished
+    leaves the batch (its KV cache too): on pages whose answers run from ten to thousands of
+    tokens, `generate` would keep the whole batch stepping until the longest answer ends.
+
+    `all_finished` turns this process's "my rows are done" into everyone's: with weights sharded
+    across processes (ZeRO-3, FSDP) every forward is collective, so a process whose rows are done
+    keeps stepping (its outputs ignored) until all are.
+    """
     device = image_features.device
-    ids, mask = left_pad(prompts)
-    output = model.generate(
-        input_ids=ids.to(device),
-        attention_mask=mask.to(device),
+    ids, mask = (tensor.to(device) for tensor in left_pad(prompts))
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    output = model(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=positions,
         mm_encoder_outputs={"image": BaseModelOutputWithPooling(pooler_output=image_features)},
-        do_sample=False,
-        max_new_tokens=args.max_new_tokens,
-        logits_processor=LogitsProcessorList([NgramBlocker(args.no_repeat_ngram_size)] if args.no_repeat_ngram_size else []),
-        eos_token_id=IM_END_ID,
-        pad_token_id=PAD_ID,
+        use_cache=True,
+        logits_to_keep=1,
     )
-    answers = []
-    for row in output[:, ids.shape[1]:].tolist():
-        answers.append(row[: row.index(IM_END_ID)] if IM_END_ID in row else [t for t in row if t != PAD_ID])
+    cache, next_positions = output.past_key_values, positions[:, -1:] + 1
+    blocker = NgramBlocker(args.no_repeat_ngram_size, prompts) if args.no_repeat_ngram_size else None
+    live, answers, done_here = list(range(len(prompts))), [[] for _ in prompts], False
+    for step in range(args.max_new_tokens):
+        scores = output.logits[:, -1].float()
+        if blocker:
+            blocker.ban(scores)
+        tokens = scores.max(dim=-1).indices
+        if not done_here:
+            token_list, running = tokens.tolist(), []
+            for position, (row, token) in enumerate(zip(live, token_list)):
+                if token != IM_END_ID:
+                    answers[row].append(token)
+                    running.append(position)
+            done_here = not running or step == args.max_new_tokens - 1
+        if all_finished(done_here):
+            break
+        if not done_here:
+            if len(running) < len(live):
+                keep = torch.tensor(running, device=device)
+                cache.batch_select_indices(keep)
+                mask, tokens, next_positions = mask[keep], tokens[keep], next_positions[keep]
+                live = [live[position] for position in running]
+                if blocker:
+                    blocker.keep(running)
+            if blocker:
+                blocker.add([token_list[position] for position in running])
+        mask = torch.cat([mask, mask.new_ones(len(live), 1)], dim=1)
+        output = model(
+            input_ids=tokens[:, None],
+            attention_mask=mask,
+            position_ids=next_positions,
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        next_positions = next_positions + 1
     return answers
 
 

@@ -6,10 +6,11 @@ import logging
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import lightning as L
 import torch
+from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy
 from lightning.pytorch.utilities import rank_zero_only
 from rich.console import Console
 from torchmetrics import MeanMetric
@@ -313,13 +314,22 @@ class GotLightningModule(L.LightningModule):
         if not self.hparams.val_generate:
             return
         prompts, references = split_prompts(batch["input_ids"], batch["labels"])
-        answers = generate_ids(self.got, prompts, features, self.generation)
+        answers = generate_ids(self.got, prompts, features, self.generation, self._all_finished())
         scored = [
             scored_record(key, images, paths, decode(self.tokenizer, answer), decode(self.tokenizer, reference), self.normalization)
             for key, images, paths, answer, reference in zip(batch["keys"], batch["images"], batch["image_paths"], answers, references)
         ]
         self.val_metrics.update([score for _, score in scored])
         self.val_records.extend(record for record, _ in scored)
+
+    def _all_finished(self) -> Callable[[bool], bool]:
+        """How generation learns that every process is done: with sharded weights (ZeRO-3, FSDP)
+        each forward is collective, so the processes agree at every step; otherwise no one waits."""
+        strategy = self.trainer.strategy
+        sharded = isinstance(strategy, FSDPStrategy) or (isinstance(strategy, DeepSpeedStrategy) and strategy.zero_stage_3)
+        if not sharded or self.trainer.world_size == 1:
+            return bool
+        return lambda done: strategy.reduce_boolean_decision(done, all=True)
 
     @property
     def _prefix(self) -> str:
@@ -340,7 +350,7 @@ class GotLightningModule(L.LightningModule):
         if not batch["size"]:
             return []
         prompts, references = split_prompts(batch["input_ids"], batch["labels"])
-        answers = generate_ids(self.got, prompts, self.image_features(batch["pixel_values"]), self.generation)
+        answers = generate_ids(self.got, prompts, self.image_features(batch["pixel_values"]), self.generation, self._all_finished())
         results = []
         for images, paths, answer, reference in zip(batch["images"], batch["image_paths"], answers, references):
             result = {"image": one_or_all(images), "image_path": one_or_all(paths), "prediction": decode(self.tokenizer, answer)}

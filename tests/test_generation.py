@@ -13,37 +13,102 @@ from tests.training_helpers import datamodule
 def test_ngram_blocker_bans_what_transformers_bans_at_every_step(ngram_size):
     generator = torch.Generator().manual_seed(ngram_size)
     tokens = torch.randint(0, 4, (3, 60), generator=generator)  # four ids: n-grams repeat a lot
-    blocker, reference = NgramBlocker(ngram_size), NoRepeatNGramLogitsProcessor(ngram_size)
+    prompt_length = 7
+    blocker, reference = NgramBlocker(ngram_size, tokens[:, :prompt_length].tolist()), NoRepeatNGramLogitsProcessor(ngram_size)
     banned_somewhere = False
-    for length in range(1, tokens.shape[1] + 1):
+    for length in range(prompt_length, tokens.shape[1] + 1):
+        if length > prompt_length:
+            blocker.add(tokens[:, length - 1].tolist())
         scores = torch.randn(3, 6, generator=generator)
         expected = reference(tokens[:, :length], scores.clone())
-        assert torch.equal(blocker(tokens[:, :length], scores.clone()), expected)
+        blocker.ban(scores)
+        assert torch.equal(scores, expected)
         banned_somewhere |= bool(torch.isinf(expected).any())
     assert banned_somewhere
 
 
-def test_batched_generation_with_ngram_blocking_equals_transformers_one_page_at_a_time(image_sensitive_model_dir, digit_pages):
+def test_ngram_blocker_keeps_the_state_of_the_rows_it_keeps():
+    prompts = [[1, 2, 3, 1, 2], [5, 6, 5], [1, 2, 9, 1, 2]]
+    blocker = NgramBlocker(3, prompts)
+    blocker.keep([2, 0])
+    scores = torch.zeros(2, 10)
+    blocker.ban(scores)
+    assert torch.isinf(scores[0, 9]) and torch.isinf(scores[1, 3])
+    assert torch.isinf(scores).sum() == 2
+
+
+def one_page_at_a_time(model, samples, max_new_tokens, ngram_size):
+    """transformers' `generate` on each page alone, as upstream's eval scripts run it."""
+    answers = []
+    for sample in samples:
+        single = Collator()([sample])
+        prompt = split_prompts(single["input_ids"], single["labels"])[0]
+        output = model.generate(
+            input_ids=torch.tensor(prompt), pixel_values=single["pixel_values"], do_sample=False,
+            max_new_tokens=max_new_tokens, no_repeat_ngram_size=ngram_size or None, eos_token_id=IM_END_ID, pad_token_id=PAD_ID,
+        )[0, len(prompt[0]):].tolist()
+        answers.append(output[: output.index(IM_END_ID)] if IM_END_ID in output else output)
+    return answers
+
+
+@pytest.fixture
+def held_out(image_sensitive_model_dir, digit_pages):
     data = datamodule(digit_pages, image_sensitive_model_dir, val_fraction=0.5)
     data.setup("validate")
     module = GotLightningModule(str(image_sensitive_model_dir))
-    model, collate = module.got.eval(), Collator()
-    samples = [data.val_dataset[position] for position in range(6)]
-    args = GenerationArgs(max_new_tokens=24, no_repeat_ngram_size=2)
-    batch = collate(samples)
+    samples = [data.val_dataset[position] for position in range(len(data.val_dataset))]
+    batch = Collator()(samples)
     prompts, _ = split_prompts(batch["input_ids"], batch["labels"])
     with torch.no_grad():
         features = module.image_features(batch["pixel_values"])
-        ours = generate_ids(model, prompts, features, args)
-        unblocked = generate_ids(model, prompts, features, GenerationArgs(max_new_tokens=24, no_repeat_ngram_size=0))
-        theirs = []
-        for sample in samples:
-            single = collate([sample])
-            prompt = split_prompts(single["input_ids"], single["labels"])[0]
-            output = model.generate(
-                input_ids=torch.tensor(prompt), pixel_values=single["pixel_values"], do_sample=False,
-                max_new_tokens=24, no_repeat_ngram_size=2, eos_token_id=IM_END_ID, pad_token_id=PAD_ID,
-            )[0, len(prompt[0]):].tolist()
-            theirs.append(output[: output.index(IM_END_ID)] if IM_END_ID in output else output)
-    assert ours == theirs
-    assert ours != unblocked  # the blocking was exercised
+    return module.got.eval(), samples, prompts, features
+
+
+def test_batched_generation_with_ngram_blocking_equals_transformers_one_page_at_a_time(held_out):
+    model, samples, prompts, features = held_out
+    args = GenerationArgs(max_new_tokens=24, no_repeat_ngram_size=2)
+    ours = generate_ids(model, prompts, features, args)
+    assert ours == one_page_at_a_time(model, samples, 24, 2)
+    assert ours != generate_ids(model, prompts, features, GenerationArgs(max_new_tokens=24, no_repeat_ngram_size=0))
+
+
+@torch.no_grad()
+def make_answers_end_at_many_lengths(model, prompts, features, args):
+    """The random model never ends an answer: make `<|im_end|>` win wherever some token would, one
+    that first comes at many different steps. The output projection is untied from the input
+    embeddings first, so the prompts read the same."""
+    answers = generate_ids(model, prompts, features, args)
+    first_seen = {token: {answer.index(token) for answer in answers if token in answer} for answer in answers for token in answer}
+    token = max(first_seen, key=lambda candidate: len(first_seen[candidate] - {0}))
+    model.lm_head.weight = torch.nn.Parameter(model.lm_head.weight.clone())
+    model.lm_head.weight[IM_END_ID] = model.lm_head.weight[token] * 1.0001
+
+
+ARGS = GenerationArgs(max_new_tokens=24, no_repeat_ngram_size=2)
+
+
+def test_rows_that_finish_early_leave_the_batch_and_answers_stay_the_same(held_out):
+    model, samples, prompts, features = held_out
+    make_answers_end_at_many_lengths(model, prompts, features, ARGS)
+    ours = generate_ids(model, prompts, features, ARGS)
+    lengths = sorted(len(answer) for answer in ours)
+    assert len(set(lengths) - {0, 24}) >= 2, lengths
+    assert ours == one_page_at_a_time(model, samples, 24, 2)
+
+
+def test_a_process_whose_rows_are_done_keeps_stepping_until_all_processes_are(held_out):
+    model, _, prompts, features = held_out
+    make_answers_end_at_many_lengths(model, prompts, features, ARGS)
+    short = [row for row, answer in enumerate(generate_ids(model, prompts, features, ARGS)) if len(answer) < 24 - 5]
+    prompts, features = [prompts[row] for row in short], features[short]  # one tile per page
+    forwards = []
+    hook = model.register_forward_hook(lambda *_: forwards.append(1))
+    alone = generate_ids(model, prompts, features, ARGS)
+    steps_alone, forwards[:] = len(forwards), []
+    # Another process (standing in for the collective vote) finishes 5 steps after this one.
+    votes = []
+    synced = generate_ids(model, prompts, features, ARGS, lambda done: votes.append(done) or sum(votes) > 5)
+    hook.remove()
+    assert len(short) >= 2
+    assert synced == alone
+    assert len(forwards) == steps_alone + 5
