@@ -118,18 +118,26 @@ def decode_pixels(image: Image.Image, path: Path, min_size: tuple[float, float] 
     decode with Pillow, which accepts what it always accepted and refuses truncated files.
     """
     orientation = exif_orientation(image)
-    pixels = None
-    if image.format == "JPEG" and image.mode in ("RGB", "L"):
-        if min_size is not None and orientation in _TRANSPOSING_ORIENTATIONS:
-            min_size = (min_size[1], min_size[0])
-        pixels = _decode_jpeg(path, image.size, min_size)
+    if min_size is not None and orientation in _TRANSPOSING_ORIENTATIONS:
+        min_size = (min_size[1], min_size[0])
+    pixels = _decode_jpeg(image, path, min_size)
     if pixels is None:
         pixels = np.array(_decode_with_pillow(image, path))
     return _UPRIGHT[orientation](torch.from_numpy(pixels)).permute(2, 0, 1)
 
 
-def _decode_jpeg(path: Path, size: tuple[int, int], min_size: tuple[float, float] | None) -> np.ndarray | None:
-    reduced = (0, 0)
+def check_decodes(image: Image.Image, path: Path) -> None:
+    """Decode as `decode_pixels` would, so the same files fail, but keep no pixels."""
+    exif_orientation(image)
+    if _decode_jpeg(image, path, None) is None:
+        _decode_with_pillow(image, path)
+
+
+def _decode_jpeg(image: Image.Image, path: Path, min_size: tuple[float, float] | None) -> np.ndarray | None:
+    """libjpeg-turbo's decode of a YCbCr or grey JPEG; None for other files and damaged JPEGs."""
+    if image.format != "JPEG" or image.mode not in ("RGB", "L"):
+        return None
+    size, reduced = image.size, (0, 0)
     if min_size is not None:
         # The coarsest of 1/2, 1/4 and 1/8 that stays at least min_size.
         for denominator in (8, 4, 2):

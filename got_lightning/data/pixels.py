@@ -9,7 +9,7 @@ from typing import Literal
 import torch
 from PIL import Image
 
-from got_lightning.data.images import decode_pixels, open_image, oriented_size
+from got_lightning.data.images import check_decodes, decode_pixels, open_image, oriented_size
 from got_lightning.data.resample import resize_bicubic
 from got_lightning.data.tiling import cut_tiles, tile_grid
 from got_lightning.tokens import CLIP_MEAN, CLIP_STD
@@ -67,7 +67,7 @@ class PageProcessor:
         building tiles: what `data check` needs, at a fraction of the cost."""
         image = open_image(path, self.max_pixels)
         with image:
-            decode_pixels(image, path)
+            check_decodes(image, path)
 
     def single_tile(self, path: Path) -> torch.Tensor:
         """A pre-cut tile file, resized to one tile whatever the mode."""
