@@ -170,5 +170,19 @@ def generate_ids(
     return answers
 
 
+@torch.no_grad()
+def generate_one_page(model: GotOcr2ForConditionalGeneration, batch: dict, args: GenerationArgs) -> list[int]:
+    """transformers' `generate` on a collated batch of one page, encoder included, as upstream's
+    eval scripts run it: the reference `generate_ids` is measured and tested against."""
+    prompt = split_prompts(batch["input_ids"], batch["labels"])[0]
+    output = model.generate(
+        input_ids=torch.tensor(prompt), pixel_values=batch["pixel_values"], do_sample=False,
+        max_new_tokens=args.max_new_tokens, no_repeat_ngram_size=args.no_repeat_ngram_size or None,
+        eos_token_id=IM_END_ID, pad_token_id=PAD_ID,
+    )
+    answer = output[0, len(prompt[0]):].tolist()
+    return answer[: answer.index(IM_END_ID)] if IM_END_ID in answer else answer
+
+
 def decode(tokenizer: PreTrainedTokenizerBase, ids: list[int]) -> str:
     return tokenizer.decode(ids, skip_special_tokens=True)

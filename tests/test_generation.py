@@ -3,9 +3,9 @@ import torch
 from transformers.generation.logits_process import NoRepeatNGramLogitsProcessor
 
 from got_lightning.data.collate import Collator
-from got_lightning.generation import GenerationArgs, NgramBlocker, generate_ids, split_prompts
+from got_lightning.generation import GenerationArgs, NgramBlocker, generate_ids, generate_one_page, split_prompts
 from got_lightning.module import GotLightningModule
-from got_lightning.tokens import IM_END_ID, PAD_ID
+from got_lightning.tokens import IM_END_ID
 from tests.training_helpers import datamodule
 
 
@@ -37,18 +37,8 @@ def test_ngram_blocker_keeps_the_state_of_the_rows_it_keeps():
     assert torch.isinf(scores).sum() == 2
 
 
-def one_page_at_a_time(model, samples, max_new_tokens, ngram_size):
-    """transformers' `generate` on each page alone, as upstream's eval scripts run it."""
-    answers = []
-    for sample in samples:
-        single = Collator()([sample])
-        prompt = split_prompts(single["input_ids"], single["labels"])[0]
-        output = model.generate(
-            input_ids=torch.tensor(prompt), pixel_values=single["pixel_values"], do_sample=False,
-            max_new_tokens=max_new_tokens, no_repeat_ngram_size=ngram_size or None, eos_token_id=IM_END_ID, pad_token_id=PAD_ID,
-        )[0, len(prompt[0]):].tolist()
-        answers.append(output[: output.index(IM_END_ID)] if IM_END_ID in output else output)
-    return answers
+def one_page_at_a_time(model, samples, args):
+    return [generate_one_page(model, Collator()([sample]), args) for sample in samples]
 
 
 @pytest.fixture
@@ -68,7 +58,7 @@ def test_batched_generation_with_ngram_blocking_equals_transformers_one_page_at_
     model, samples, prompts, features = held_out
     args = GenerationArgs(max_new_tokens=24, no_repeat_ngram_size=2)
     ours = generate_ids(model, prompts, features, args)
-    assert ours == one_page_at_a_time(model, samples, 24, 2)
+    assert ours == one_page_at_a_time(model, samples, args)
     assert ours != generate_ids(model, prompts, features, GenerationArgs(max_new_tokens=24, no_repeat_ngram_size=0))
 
 
@@ -93,7 +83,7 @@ def test_rows_that_finish_early_leave_the_batch_and_answers_stay_the_same(held_o
     ours = generate_ids(model, prompts, features, ARGS)
     lengths = sorted(len(answer) for answer in ours)
     assert len(set(lengths) - {0, 24}) >= 2, lengths
-    assert ours == one_page_at_a_time(model, samples, 24, 2)
+    assert ours == one_page_at_a_time(model, samples, ARGS)
 
 
 def test_a_process_whose_rows_are_done_keeps_stepping_until_all_processes_are(held_out):

@@ -23,10 +23,9 @@ from got_lightning.data.collate import Collator
 from got_lightning.data.config import DatasetSpec
 from got_lightning.data.datamodule import GotDataModule
 from got_lightning.evaluation import read_predictions
-from got_lightning.generation import decode, split_prompts
+from got_lightning.generation import decode, generate_one_page
 from got_lightning.model.loading import init_model_dir
 from got_lightning.module import GotLightningModule
-from got_lightning.tokens import IM_END_ID, PAD_ID
 
 
 def _batched(module: GotLightningModule, data: GotDataModule, root: Path) -> tuple[float, list[str]]:
@@ -38,22 +37,14 @@ def _batched(module: GotLightningModule, data: GotDataModule, root: Path) -> tup
     return seconds, [row["prediction_raw"] for row in read_predictions(root / "predictions.jsonl")]
 
 
-@torch.no_grad()
 def _one_by_one(module: GotLightningModule, data: GotDataModule) -> tuple[float, list[str]]:
     """Each page on its own: build the sample, `generate` at batch 1, decode."""
-    model, collate, args = module.got.eval(), Collator(), module.generation
+    model, collate = module.got.eval(), Collator()
     predictions = []
     start = time.perf_counter()
     for position in range(len(data.val_dataset)):
-        batch = collate([data.val_dataset[position]])
-        prompts, _ = split_prompts(batch["input_ids"], batch["labels"])
-        output = model.generate(
-            input_ids=torch.tensor(prompts), pixel_values=batch["pixel_values"], do_sample=False,
-            max_new_tokens=args.max_new_tokens, no_repeat_ngram_size=args.no_repeat_ngram_size or None,
-            eos_token_id=IM_END_ID, pad_token_id=PAD_ID,
-        )
-        answer = output[0, len(prompts[0]):].tolist()
-        predictions.append(decode(module.tokenizer, answer[: answer.index(IM_END_ID)] if IM_END_ID in answer else answer))
+        answer = generate_one_page(model, collate([data.val_dataset[position]]), module.generation)
+        predictions.append(decode(module.tokenizer, answer))
     return time.perf_counter() - start, predictions
 
 
