@@ -11,6 +11,7 @@ import torch
 from transformers import GotOcr2ForConditionalGeneration, PreTrainedTokenizerBase
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
+from got_lightning.model.output_head import OutputHead
 from got_lightning.tokens import IGNORE_INDEX, IM_END_ID, PAD_ID
 
 
@@ -107,6 +108,7 @@ def generate_ids(
     image_features: torch.Tensor,
     args: GenerationArgs,
     all_finished: Callable[[bool], bool] = bool,
+    output_head: OutputHead | None = None,
 ) -> list[list[int]]:
     """Greedy answers for a batch of prompts; `image_features` are their tiles' projected features
     `(tiles, tokens_per_tile, hidden)`, stacked in order (computed once, shared with the loss).
@@ -118,23 +120,26 @@ def generate_ids(
     `all_finished` turns this process's "my rows are done" into everyone's: with weights sharded
     across processes (ZeRO-3, FSDP) every forward is collective, so a process whose rows are done
     keeps stepping (its outputs ignored) until all are.
+
+    `output_head` projects last hidden states to logits (default: the model's `lm_head`; see
+    `generation_head` for a faster one on CPU).
     """
+    head = output_head or model.lm_head
     device = image_features.device
     ids, mask = (tensor.to(device) for tensor in left_pad(prompts))
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    output = model(
+    output = model.model(
         input_ids=ids,
         attention_mask=mask,
         position_ids=positions,
         mm_encoder_outputs={"image": BaseModelOutputWithPooling(pooler_output=image_features)},
         use_cache=True,
-        logits_to_keep=1,
     )
     cache, next_positions = output.past_key_values, positions[:, -1:] + 1
     blocker = NgramBlocker(args.no_repeat_ngram_size, prompts) if args.no_repeat_ngram_size else None
     live, answers, done_here = list(range(len(prompts))), [[] for _ in prompts], False
     for step in range(args.max_new_tokens):
-        scores = output.logits[:, -1].float()
+        scores = head(output.last_hidden_state[:, -1]).float()
         if blocker:
             blocker.ban(scores)
         tokens = scores.max(dim=-1).indices
@@ -158,13 +163,12 @@ def generate_ids(
             if blocker:
                 blocker.add([token_list[position] for position in running])
         mask = torch.cat([mask, mask.new_ones(len(live), 1)], dim=1)
-        output = model(
+        output = model.model(
             input_ids=tokens[:, None],
             attention_mask=mask,
             position_ids=next_positions,
             past_key_values=cache,
             use_cache=True,
-            logits_to_keep=1,
         )
         next_positions = next_positions + 1
     return answers

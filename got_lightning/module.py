@@ -18,6 +18,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from got_lightning.evaluation import gather_records, one_or_all, scored_record, write_results
 from got_lightning.generation import GenerationArgs, decode, generate_ids, split_prompts
+from got_lightning.model.output_head import OutputHead, generation_head
 from got_lightning.metrics import OcrMetrics, TextNormalization
 from got_lightning.model.feature_cache import FeatureCacheArgs, VisionFeatureCache, tower_fingerprint
 from got_lightning.model.freezing import Freezing, count_parameters, print_summary
@@ -139,6 +140,7 @@ class GotLightningModule(L.LightningModule):
         self.val_metrics = OcrMetrics()
         self.val_loss = MeanMetric()
         self.val_records: list[dict[str, Any]] = []
+        self._output_head: OutputHead | None = None
         self.results_subdir: str | None = None
         self.strict_loading = False
         self._window_loss = torch.zeros(())
@@ -303,6 +305,7 @@ class GotLightningModule(L.LightningModule):
         self.val_metrics.reset()
         self.val_loss.reset()
         self.val_records = []
+        self._output_head = None
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         if not batch["size"]:
@@ -314,13 +317,19 @@ class GotLightningModule(L.LightningModule):
         if not self.hparams.val_generate:
             return
         prompts, references = split_prompts(batch["input_ids"], batch["labels"])
-        answers = generate_ids(self.got, prompts, features, self.generation, self._all_finished())
+        answers = self._generate(prompts, features)
         scored = [
             scored_record(key, images, paths, decode(self.tokenizer, answer), decode(self.tokenizer, reference), self.normalization)
             for key, images, paths, answer, reference in zip(batch["keys"], batch["images"], batch["image_paths"], answers, references)
         ]
         self.val_metrics.update([score for _, score in scored])
         self.val_records.extend(record for record, _ in scored)
+
+    def _generate(self, prompts: list[list[int]], features: torch.Tensor) -> list[list[int]]:
+        if self._output_head is None:
+            # Built once per evaluation epoch, for its first (full) batch: the weights stay put until its end.
+            self._output_head = generation_head(self.got.lm_head, len(prompts))
+        return generate_ids(self.got, prompts, features, self.generation, self._all_finished(), self._output_head)
 
     def _all_finished(self) -> Callable[[bool], bool]:
         """How generation learns that every process is done: with sharded weights (ZeRO-3, FSDP)
@@ -345,12 +354,15 @@ class GotLightningModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self.on_validation_epoch_end()
 
+    def on_predict_epoch_start(self) -> None:
+        self._output_head = None
+
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
         """Greedy OCR of a batch: one dict per sample (a reference too when the input had answers)."""
         if not batch["size"]:
             return []
         prompts, references = split_prompts(batch["input_ids"], batch["labels"])
-        answers = generate_ids(self.got, prompts, self.image_features(batch["pixel_values"]), self.generation, self._all_finished())
+        answers = self._generate(prompts, self.image_features(batch["pixel_values"]))
         results = []
         for images, paths, answer, reference in zip(batch["images"], batch["image_paths"], answers, references):
             result = {"image": one_or_all(images), "image_path": one_or_all(paths), "prediction": decode(self.tokenizer, answer)}
@@ -359,7 +371,11 @@ class GotLightningModule(L.LightningModule):
             results.append(result)
         return results
 
+    def on_predict_epoch_end(self) -> None:
+        self._output_head = None
+
     def on_validation_epoch_end(self) -> None:
+        self._output_head = None
         if not self.hparams.val_generate or self.trainer.sanity_checking:
             return
         values = {name: float(value) for name, value in self.val_metrics.compute().items()}

@@ -4,6 +4,7 @@ from transformers.generation.logits_process import NoRepeatNGramLogitsProcessor
 
 from got_lightning.data.collate import Collator
 from got_lightning.generation import GenerationArgs, NgramBlocker, generate_ids, generate_one_page, split_prompts
+from got_lightning.model.output_head import PackedOutputHead, generation_head
 from got_lightning.module import GotLightningModule
 from got_lightning.tokens import IM_END_ID
 from tests.training_helpers import datamodule
@@ -77,10 +78,14 @@ def make_answers_end_at_many_lengths(model, prompts, features, args):
 ARGS = GenerationArgs(max_new_tokens=24, no_repeat_ngram_size=2)
 
 
-def test_rows_that_finish_early_leave_the_batch_and_answers_stay_the_same(held_out):
+@pytest.mark.parametrize("packed", [False, True], ids=["lm_head", "packed_head"])
+def test_rows_that_finish_early_leave_the_batch_and_answers_stay_the_same(held_out, packed):
     model, samples, prompts, features = held_out
     make_answers_end_at_many_lengths(model, prompts, features, ARGS)
-    ours = generate_ids(model, prompts, features, ARGS)
+    head = generation_head(model.lm_head, len(prompts)) if packed else None
+    if packed and not isinstance(head, PackedOutputHead):
+        pytest.skip("this torch has no MKL")
+    ours = generate_ids(model, prompts, features, ARGS, output_head=head)
     lengths = sorted(len(answer) for answer in ours)
     assert len(set(lengths) - {0, 24}) >= 2, lengths
     assert ours == one_page_at_a_time(model, samples, ARGS)
@@ -92,7 +97,7 @@ def test_a_process_whose_rows_are_done_keeps_stepping_until_all_processes_are(he
     short = [row for row, answer in enumerate(generate_ids(model, prompts, features, ARGS)) if len(answer) < 24 - 5]
     prompts, features = [prompts[row] for row in short], features[short]  # one tile per page
     forwards = []
-    hook = model.register_forward_hook(lambda *_: forwards.append(1))
+    hook = model.model.register_forward_hook(lambda *_: forwards.append(1))
     alone = generate_ids(model, prompts, features, ARGS)
     steps_alone, forwards[:] = len(forwards), []
     # Another process (standing in for the collective vote) finishes 5 steps after this one.
