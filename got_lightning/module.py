@@ -18,6 +18,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from got_lightning.evaluation import gather_records, one_or_all, scored_record, write_results
 from got_lightning.generation import GenerationArgs, decode, generate_ids, split_prompts
+from got_lightning.model.kernels import AttentionName, compile_text_layers, set_text_attention
 from got_lightning.model.output_head import OutputHead, generation_head
 from got_lightning.metrics import OcrMetrics, TextNormalization
 from got_lightning.model.feature_cache import FeatureCacheArgs, VisionFeatureCache, tower_fingerprint
@@ -68,6 +69,10 @@ class GotLightningModule(L.LightningModule):
         lr_schedule_steps: Optimizer steps the warmup and decay span (default: the trainer's total,
             from max_steps or max_epochs). Fix it to stop early and resume with another max_steps.
         gradient_checkpointing: Recompute activations in the backward pass to save memory.
+        attn_implementation: The language model's attention kernel: `sdpa` (PyTorch's fused
+            attention), `eager`, `flash_attention_2` (flash-attn package, CUDA) or `flex_attention`.
+        compile: `torch.compile` the language model's layers (training speed on GPU; the first
+            steps spend time compiling).
         generation: Greedy decoding settings of validation.
         val_generate: Generate during validation and report CER (otherwise loss only).
         normalization: Text normalization applied to prediction and reference before scoring.
@@ -100,6 +105,8 @@ class GotLightningModule(L.LightningModule):
         min_lr_ratio: float = 0.0,
         lr_schedule_steps: int | None = None,
         gradient_checkpointing: bool = False,
+        attn_implementation: AttentionName = "sdpa",
+        compile: bool = False,
         generation: GenerationArgs | dict | None = None,
         val_generate: bool = True,
         normalization: TextNormalization | dict | None = None,
@@ -124,6 +131,7 @@ class GotLightningModule(L.LightningModule):
         if not Path(model_path).exists():
             raise ModelDirError(f"model directory {model_path} does not exist (set model.init_preset to build one)")
         self.got = load_model(model_path)
+        set_text_attention(self.got, attn_implementation)
         self.tokenizer = load_tokenizer(model_path)
         self.freezing = Freezing(freeze_vision_tower, freeze_projector, freeze_language_model or lora is not None)
         self.freezing.apply(self.got)
@@ -132,6 +140,8 @@ class GotLightningModule(L.LightningModule):
         self.freezing.check(self.got)
         if gradient_checkpointing:
             self.got.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if compile:
+            compile_text_layers(self.got)
         self.generation = generation or GenerationArgs()
         self.feature_cache = (
             VisionFeatureCache(tower_fingerprint(self.got.model.vision_tower), feature_cache) if cache_vision_features else None
