@@ -10,7 +10,9 @@ from typing import Any, Callable
 
 import lightning as L
 import torch
+from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy
+from lightning.pytorch.utilities import GradClipAlgorithmType
 from lightning.pytorch.utilities import rank_zero_only
 from rich.console import Console
 from torchmetrics import MeanMetric
@@ -296,13 +298,30 @@ class GotLightningModule(L.LightningModule):
             if rate is not None
         }
         groups = parameter_groups(self, hp.weight_decay, part_rates)
-        optimizer = build_optimizer(hp.optimizer, groups, hp.learning_rate, tuple(hp.betas), hp.eps)
+        optimizer = build_optimizer(hp.optimizer, groups, hp.learning_rate, tuple(hp.betas), hp.eps, fused=not self._scaled_and_clipped())
         total = hp.lr_schedule_steps or max(1, int(self.trainer.estimated_stepping_batches))
         warmup = warmup_steps_for(total, hp.warmup_ratio)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: lr_factor(step, total, warmup, hp.lr_scheduler, hp.min_lr_ratio)
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _scaled_and_clipped(self) -> bool:
+        """fp16 loss scaling with gradient clipping: gradients must be unscaled before they are
+        clipped, and a fused AdamW unscales only inside its own step."""
+        plugin = self.trainer.precision_plugin
+        return isinstance(plugin, MixedPrecision) and plugin.scaler is not None and bool(self.trainer.gradient_clip_val)
+
+    def configure_gradient_clipping(
+        self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        plugin = self.trainer.precision_plugin
+        if isinstance(plugin, MixedPrecision) and plugin.scaler is None:
+            # bf16 autocast scales nothing, yet Lightning refuses to clip for any fused optimizer.
+            Precision.clip_gradients(plugin, optimizer, gradient_clip_val or 0.0, GradClipAlgorithmType(gradient_clip_algorithm or "norm"))
+            return
+        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     @rank_zero_only
     def on_fit_start(self) -> None:

@@ -106,3 +106,27 @@ def test_checkpoint_of_another_freezing_setup_is_refused(micro_model_dir, digit_
 def test_everything_frozen_is_refused(micro_model_dir):
     with pytest.raises(ValueError, match="nothing to train"):
         GotLightningModule(str(micro_model_dir), freeze_projector=True, freeze_language_model=True)
+
+
+def gradient_norm(module):
+    return float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in module.parameters() if p.grad is not None])))
+
+
+@pytest.mark.parametrize("precision", ["bf16-mixed", "32-true"])
+def test_gradients_are_clipped_with_the_fused_optimizer_under_any_precision(micro_model_dir, digit_pages, tmp_path, precision):
+    norms = {}
+
+    class ClipRecorder(L.Callback):
+        """The norm Lightning hands to clipping, and the norm the optimizer step then sees."""
+
+        def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+            norms["before"] = gradient_norm(pl_module)
+            optimizer.register_step_post_hook(lambda *_: norms.setdefault("stepped", gradient_norm(pl_module)))
+
+    L.seed_everything(0)
+    module = GotLightningModule(str(micro_model_dir), learning_rate=1e-3)
+    data = datamodule(digit_pages, micro_model_dir)
+    trainer(tmp_path, max_steps=1, precision=precision, gradient_clip_val=0.01, callbacks=[ClipRecorder()]).fit(module, datamodule=data)
+    assert module.trainer.optimizers[0].defaults["fused"]
+    assert norms["before"] > 0.1
+    assert norms["stepped"] == pytest.approx(0.01, rel=1e-3)

@@ -41,15 +41,16 @@ def parameter_groups(
 
 
 def build_optimizer(
-    name: OptimizerName, groups: Iterable[dict], lr: float, betas: tuple[float, float], eps: float
+    name: OptimizerName, groups: Iterable[dict], lr: float, betas: tuple[float, float], eps: float, fused: bool = True
 ) -> torch.optim.Optimizer:
-    """AdamW from torch (its fused kernel on CPU and CUDA), or bitsandbytes' 8-bit (paged) AdamW."""
+    """AdamW from torch (its fused kernel on CPU and CUDA unless `fused` is false), or
+    bitsandbytes' 8-bit (paged) AdamW."""
     groups = list(groups)
     if name == "adamw":
         devices = {parameter.device.type for group in groups for parameter in group["params"]}
         # One fused kernel per step instead of a loop over parameters: the update of GOT's
         # 151,860-row embedding was half of a tiny model's step with the for-each kernel.
-        return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=devices <= {"cpu", "cuda"})
+        return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=fused and devices <= {"cpu", "cuda"})
     try:
         import bitsandbytes as bnb
     except ImportError as error:
