@@ -40,3 +40,14 @@ def test_make_synthetic_is_deterministic(tmp_path):
         subprocess.run([sys.executable, str(TOOLS / "make_synthetic.py"), "--output", str(tmp_path / name), "--count", "5", "--seed", "3"], check=True, timeout=120)
     assert (tmp_path / "a" / "data.json").read_text() == (tmp_path / "b" / "data.json").read_text()
     assert (tmp_path / "a" / "images" / "000004.png").read_bytes() == (tmp_path / "b" / "images" / "000004.png").read_bytes()
+
+
+def test_bench_gpu_runs_ours_and_the_trainer_and_names_what_cannot_run(tmp_path):
+    command = [sys.executable, str(TOOLS / "bench_gpu.py"), "compare", "--device", "cpu", "--preset", "micro", "--pages", "4",
+               "--steps", "3", "--skip", "1", "--batch_size", "2", "--num_workers", "0", "--runs", "ours_auto,ours_zero2,trainer"]
+    result = subprocess.run(command, cwd=TOOLS.parent, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith('{"name"')]
+    assert [line["name"] for line in lines] == ["gpu_ours_auto_vs_trainer"]
+    assert lines[0]["ours"] > 0 and lines[0]["baseline"] > 0 and lines[0]["ratio"] > 0
+    assert "ours_zero2           not run: DeepSpeed needs a CUDA GPU" in result.stdout
