@@ -74,10 +74,10 @@ def peak_tflops(device: str, override: float | None) -> float | None:
     return next((peak for key, peak in PEAK_TFLOPS.items() if key in name), None)
 
 
-def step_flops(model: str, annotations: str, batch_size: int, device: str) -> int:
+def step_flops(model: str, annotations: str, image_root: str | None, batch_size: int, device: str) -> int:
     """FLOPs of one forward and backward on the first batch (frozen tower: forward only)."""
     module = GotLightningModule(model).to(device).train()
-    data = GotDataModule([DatasetSpec("bench", annotations)], batch_size=batch_size, num_workers=0, seed=0, model_path=model)
+    data = GotDataModule([DatasetSpec("bench", annotations, image_root)], batch_size=batch_size, num_workers=0, seed=0, model_path=model)
     data.setup("fit")
     batch = {key: value.to(device) if torch.is_tensor(value) else value for key, value in next(iter(data.train_dataloader())).items()}
     with FlopCounterMode(display=False) as counter, torch.autocast(device, dtype=torch.bfloat16):
@@ -99,7 +99,7 @@ def _ours(settings: dict, run: dict, folder: Path) -> StepLog:
         "model": {"model_path": settings["model"], "learning_rate": 1e-5, "warmup_ratio": 0.0, "val_generate": False,
                   "gradient_checkpointing": run.get("gradient_checkpointing", False),
                   "attn_implementation": run.get("attn_implementation", "sdpa"), "compile": run.get("compile", False)},
-        "data": {"datasets": [{"name": "bench", "annotations": settings["annotations"]}],
+        "data": {"datasets": [{"name": "bench", "annotations": settings["annotations"], "image_root": settings["image_root"]}],
                  "batch_size": settings["batch_size"], "num_workers": settings["num_workers"], "seed": 0},
         "trainer": {"accelerator": "gpu" if settings["device"] == "cuda" else "cpu", "devices": 1, "precision": "bf16-mixed",
                     "strategy": strategy, "max_steps": settings["steps"], "max_epochs": -1, "limit_val_batches": 0,
@@ -118,7 +118,7 @@ def _ours(settings: dict, run: dict, folder: Path) -> StepLog:
 def _trainer(settings: dict, run: dict, folder: Path) -> StepLog:
     from transformers import TrainingArguments
 
-    data = GotDataModule([DatasetSpec("bench", settings["annotations"])], batch_size=settings["batch_size"],
+    data = GotDataModule([DatasetSpec("bench", settings["annotations"], settings["image_root"])], batch_size=settings["batch_size"],
                          num_workers=settings["num_workers"], seed=0, model_path=settings["model"])
     data.setup("fit")
     model = load_model(settings["model"])
@@ -148,6 +148,7 @@ def one(spec: str, output: str) -> None:
 def compare(
     model: str | None = None,
     annotations: str | None = None,
+    image_root: str | None = None,
     preset: str = "got",
     device: str = "cuda",
     pages: int = 64,
@@ -163,6 +164,7 @@ def compare(
     Args:
         model: Model directory (default: a random model of `preset`, seed 0).
         annotations: Training annotation file (default: generated 1024-px pages of ~1000 tokens).
+        image_root: Image folder of `annotations`.
         preset: Size preset of the default model (`got`: the real 580M layout).
         device: `cuda`, or `cpu` to check the wiring (no MFU, no DeepSpeed).
         pages: Pages generated when no annotation file is given.
@@ -182,9 +184,9 @@ def compare(
         folder = Path(folder)
         model = model or str(init_model_dir(preset, folder / "model"))
         annotations = annotations or generated_pages(folder, pages, LONG_PAGES)
-        settings = {"model": model, "annotations": annotations, "device": device, "batch_size": batch_size,
+        settings = {"model": model, "annotations": annotations, "image_root": image_root, "device": device, "batch_size": batch_size,
                     "steps": steps, "skip": skip, "num_workers": num_workers}
-        flops = step_flops(model, annotations, batch_size, device)
+        flops = step_flops(model, annotations, image_root, batch_size, device)
         peak = peak_tflops(device, peak_tflops_override)
         results: dict[str, dict | str] = {}
         for name in chosen:
