@@ -25,17 +25,16 @@ import tempfile
 from pathlib import Path
 
 import torch
-import yaml
 from jsonargparse import CLI
 from torch.utils.flop_counter import FlopCounterMode
+from transformers import TrainingArguments
 
 from bench_common import emit, generated_pages
-from bench_train import StepLog, SameBatchesTrainer
+from bench_train import StepLog, run_fit, run_trainer
 
-from got_lightning.cli import main as got_lightning
 from got_lightning.data.config import DatasetSpec
 from got_lightning.data.datamodule import GotDataModule
-from got_lightning.model.loading import init_model_dir, load_model
+from got_lightning.model.loading import init_model_dir
 from got_lightning.module import GotLightningModule
 from got_lightning.synthetic import PageStyle
 
@@ -91,46 +90,20 @@ def step_flops(model: str, annotations: str, image_root: str | None, batch_size:
 
 
 def _ours(settings: dict, run: dict, folder: Path) -> StepLog:
-    log_path = folder / "steps.json"
-    strategy = ZERO2 if run.get("strategy") == "zero2" else "auto"
-    config = {
-        "validate_before_fit": False,
-        "seed_everything": 0,
-        "model": {"model_path": settings["model"], "learning_rate": 1e-5, "warmup_ratio": 0.0, "val_generate": False,
-                  "gradient_checkpointing": run.get("gradient_checkpointing", False),
-                  "attn_implementation": run.get("attn_implementation", "sdpa"), "compile": run.get("compile", False)},
-        "data": {"datasets": [{"name": "bench", "annotations": settings["annotations"], "image_root": settings["image_root"]}],
-                 "batch_size": settings["batch_size"], "num_workers": settings["num_workers"], "seed": 0},
-        "trainer": {"accelerator": "gpu" if settings["device"] == "cuda" else "cpu", "devices": 1, "precision": "bf16-mixed",
-                    "strategy": strategy, "max_steps": settings["steps"], "max_epochs": -1, "limit_val_batches": 0,
-                    "gradient_clip_val": 1.0, "logger": False, "default_root_dir": str(folder / "run"),
-                    "callbacks": [{"class_path": "bench_train.StepTimer", "init_args": {"output": str(log_path)}}]},
-    }
-    path = folder / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    if got_lightning(["fit", "--config", str(path)]) != 0:
-        raise RuntimeError("got-lightning fit failed")
-    log = StepLog()
-    vars(log).update(json.loads(log_path.read_text()))
-    return log
+    model = {"learning_rate": 1e-5, "warmup_ratio": 0.0, "gradient_checkpointing": run.get("gradient_checkpointing", False),
+             "attn_implementation": run.get("attn_implementation", "sdpa"), "compile": run.get("compile", False)}
+    trainer = {"accelerator": "gpu" if settings["device"] == "cuda" else "cpu", "precision": "bf16-mixed",
+               "strategy": ZERO2 if run.get("strategy") == "zero2" else "auto", "logger": False}
+    return run_fit(settings, folder, model, trainer)
 
 
 def _trainer(settings: dict, run: dict, folder: Path) -> StepLog:
-    from transformers import TrainingArguments
-
-    data = GotDataModule([DatasetSpec("bench", settings["annotations"], settings["image_root"])], batch_size=settings["batch_size"],
-                         num_workers=settings["num_workers"], seed=0, model_path=settings["model"])
-    data.setup("fit")
-    model = load_model(settings["model"])
-    model.model.vision_tower.requires_grad_(False)
     arguments = TrainingArguments(
         output_dir=str(folder / "run"), max_steps=settings["steps"], learning_rate=1e-5, weight_decay=0.0,
         max_grad_norm=1.0, bf16=True, gradient_checkpointing=run.get("gradient_checkpointing", False),
         save_strategy="no", report_to="none", use_cpu=settings["device"] != "cuda", seed=0, logging_steps=10,
     )
-    log = StepLog()
-    SameBatchesTrainer(model=model, args=arguments, loader=data.train_dataloader(), log=log).train()
-    return log
+    return run_trainer(settings, arguments)
 
 
 def one(spec: str, output: str) -> None:
@@ -202,25 +175,23 @@ def compare(
 
 
 def report(results: dict[str, dict | str], flops: int, peak: float | None, batch_size: int) -> None:
+    finished = {name: figures for name, figures in results.items() if isinstance(figures, dict)}
+    mfu = {name: flops * figures["steps_per_s"] / (peak * 1e12) if peak else None for name, figures in finished.items()}
     print(f"{flops / batch_size / 1e12:.2f} TFLOP per sample per training step; peak {peak or 'unknown'} TFLOP/s")
     print(f"{'run':20s} {'tokens/s':>10s} {'samples/s':>10s} {'MFU':>6s} {'peak GiB':>9s} {'last loss':>10s}")
     for name, figures in results.items():
-        if isinstance(figures, str):
+        if name not in finished:
             print(f"{name:20s} not run: {figures}")
             continue
-        figures["mfu"] = flops * figures["steps_per_s"] / (peak * 1e12) if peak else None
-        mfu = f"{figures['mfu']:.1%}" if figures["mfu"] is not None else "-"
+        shown_mfu = f"{mfu[name]:.1%}" if mfu[name] is not None else "-"
         memory = f"{figures['peak_gib']:.1f}" if figures["peak_gib"] is not None else "-"
-        print(f"{name:20s} {figures['tokens_per_s']:10.0f} {figures['samples_per_s']:10.2f} {mfu:>6s} {memory:>9s} {figures['last_losses']:10.4f}")
-    for name, figures in results.items():
-        baseline_name = "trainer_gc" if name.endswith("_gc") else "trainer"
-        baseline = results.get(baseline_name)
-        if isinstance(figures, str) or not name.startswith("ours"):
+        print(f"{name:20s} {figures['tokens_per_s']:10.0f} {figures['samples_per_s']:10.2f} {shown_mfu:>6s} {memory:>9s} {figures['last_losses']:10.4f}")
+    for name, figures in finished.items():
+        if not name.startswith("ours"):
             continue
-        reference = baseline if isinstance(baseline, dict) else None
-        emit(f"gpu_{name}_vs_{baseline_name}", figures["tokens_per_s"], reference and reference["tokens_per_s"],
-             "supervised tokens/s", mfu=figures["mfu"], peak_gib=figures["peak_gib"],
-             baseline_mfu=reference and reference["mfu"])
+        baseline = "trainer_gc" if name.endswith("_gc") else "trainer"
+        emit(f"gpu_{name}_vs_{baseline}", figures["tokens_per_s"], finished[baseline]["tokens_per_s"] if baseline in finished else None,
+             "supervised tokens/s", mfu=mfu[name], peak_gib=figures["peak_gib"], baseline_mfu=mfu.get(baseline))
 
 
 if __name__ == "__main__":

@@ -27,14 +27,14 @@ import lightning as L
 import torch
 import yaml
 from jsonargparse import CLI
-from transformers import GotOcr2ForConditionalGeneration, Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from bench_common import emit, generated_pages
 
 from got_lightning.cli import main as got_lightning
 from got_lightning.data.config import DatasetSpec
 from got_lightning.data.datamodule import GotDataModule
-from got_lightning.model.loading import init_model_dir
+from got_lightning.model.loading import init_model_dir, load_model
 from got_lightning.module import GotLightningModule
 from got_lightning.model.optim import warmup_steps_for
 from got_lightning.synthetic import PageStyle
@@ -110,51 +110,63 @@ class SameBatchesTrainer(Trainer):
         return (outputs.loss, outputs) if return_outputs else outputs.loss
 
 
-def _ours(folder: Path, settings: dict, run: int) -> dict:
-    output = folder / f"ours-{run}.json"
+def run_fit(settings: dict, folder: Path, model: dict, trainer: dict) -> StepLog:
+    """`got-lightning fit` on the settings' model and data (`model` and `trainer` options added),
+    timed by a StepTimer, in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    steps_file = folder / "steps.json"
     config = {
         "validate_before_fit": False,
         "seed_everything": 0,
-        "model": {
-            "model_path": settings["model"], "learning_rate": settings["lr"], "warmup_ratio": settings["warmup_ratio"],
-            "weight_decay": 0.0, "lr_scheduler": "cosine", "val_generate": False,
-        },
+        "model": {"model_path": settings["model"], "val_generate": False, **model},
         "data": {
             "datasets": [{"name": "bench", "annotations": settings["annotations"], "image_root": settings["image_root"]}],
             "batch_size": settings["batch_size"], "num_workers": settings["num_workers"], "seed": 0,
         },
         "trainer": {
-            "accelerator": "cpu", "devices": 1, "max_steps": settings["steps"], "max_epochs": -1,
-            "limit_val_batches": 0, "gradient_clip_val": 1.0, "log_every_n_steps": 10,
-            "default_root_dir": str(folder / f"ours-{run}"),
-            "callbacks": [{"class_path": f"{Path(__file__).stem}.StepTimer", "init_args": {"output": str(output)}}],
+            "devices": 1, "max_steps": settings["steps"], "max_epochs": -1, "limit_val_batches": 0,
+            "gradient_clip_val": 1.0, "default_root_dir": str(folder / "run"),
+            "callbacks": [{"class_path": f"{Path(__file__).stem}.StepTimer", "init_args": {"output": str(steps_file)}}],
+            **trainer,
         },
     }
-    path = folder / f"ours-{run}.yaml"
+    path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     if got_lightning(["fit", "--config", str(path)]) != 0:
         raise RuntimeError("got-lightning fit failed")
     log = StepLog()
-    vars(log).update(json.loads(output.read_text()))
-    return log.summary(settings["skip"])
+    vars(log).update(json.loads(steps_file.read_text()))
+    return log
 
 
-def _transformers(folder: Path, settings: dict, run: int) -> dict:
+def run_trainer(settings: dict, arguments: TrainingArguments) -> StepLog:
+    """A stock transformers Trainer on the settings' model (tower frozen) fed our loader: the same
+    batches in the same order as `fit`."""
     spec = DatasetSpec("bench", settings["annotations"], settings["image_root"])
     data = GotDataModule([spec], batch_size=settings["batch_size"], num_workers=settings["num_workers"], seed=0, model_path=settings["model"])
     data.setup("fit")
     L.seed_everything(0, verbose=False)
-    model = GotOcr2ForConditionalGeneration.from_pretrained(settings["model"])
+    model = load_model(settings["model"])
     model.model.vision_tower.requires_grad_(False)
+    log = StepLog()
+    SameBatchesTrainer(model=model, args=arguments, loader=data.train_dataloader(), log=log).train()
+    return log
+
+
+def _ours(folder: Path, settings: dict, run: int) -> dict:
+    model = {"learning_rate": settings["lr"], "warmup_ratio": settings["warmup_ratio"], "weight_decay": 0.0, "lr_scheduler": "cosine"}
+    trainer = {"accelerator": "cpu", "log_every_n_steps": 10}
+    return run_fit(settings, folder / f"ours-{run}", model, trainer).summary(settings["skip"])
+
+
+def _transformers(folder: Path, settings: dict, run: int) -> dict:
     arguments = TrainingArguments(
         output_dir=str(folder / f"transformers-{run}"), max_steps=settings["steps"], learning_rate=settings["lr"],
         lr_scheduler_type="cosine", warmup_steps=warmup_steps_for(settings["steps"], settings["warmup_ratio"]),
         weight_decay=0.0, max_grad_norm=1.0, logging_steps=10, save_strategy="no", report_to="none",
         use_cpu=True, seed=0, disable_tqdm=False,
     )
-    log = StepLog()
-    SameBatchesTrainer(model=model, args=arguments, loader=data.train_dataloader(), log=log).train()
-    return log.summary(settings["skip"])
+    return run_trainer(settings, arguments).summary(settings["skip"])
 
 
 class EpochTimer(L.Callback):
