@@ -1,32 +1,73 @@
 """Run checkpoints: a fixed folder under the run directory, a last checkpoint always left behind,
-and `--ckpt_path last` resolved to the newest complete checkpoint there."""
+and `--ckpt_path last|best` resolved to a complete checkpoint there for every subcommand."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from got_lightning.checkpoint_io import is_complete_checkpoint, saved_at
+
 CHECKPOINT_DIR = "checkpoints"
 LAST_NAME = "last.ckpt"
+BEST_PREFIX = "best-"
+NAMED_CHECKPOINTS = ("last", "best")
+_CER_IN_NAME = re.compile(r"cer=([0-9]+(?:\.[0-9]+)?)")
+
+
+class NoCheckpointError(FileNotFoundError):
+    """`--ckpt_path last|best` with no such checkpoint in the run directory."""
 
 
 def checkpoint_dir(default_root_dir: str | Path) -> Path:
     return Path(default_root_dir) / CHECKPOINT_DIR
 
 
+def complete_checkpoints(default_root_dir: str | Path) -> list[Path]:
+    """Every complete checkpoint of a run: files or DeepSpeed directories named `*.ckpt` in its
+    checkpoint folder, and SLURM requeue checkpoints (`hpc_ckpt_N.ckpt`) in the run directory."""
+    found = [*checkpoint_dir(default_root_dir).glob("*.ckpt"), *Path(default_root_dir).glob("hpc_ckpt_*.ckpt")]
+    return [path for path in found if is_complete_checkpoint(path)]
+
+
 def find_last_checkpoint(default_root_dir: str | Path) -> Path | None:
-    """`last.ckpt` of a run directory, else its newest checkpoint, unless a SLURM requeue checkpoint
-    (`hpc_ckpt_N.ckpt` in the run directory) is newer; None when there is none. Checkpoints are
-    renamed into place when complete, so every candidate is whole. (DeepSpeed checkpoints are
-    directories named like files.)"""
-    folder = checkpoint_dir(default_root_dir)
-    candidates = list(folder.glob("*.ckpt"))
-    if (folder / LAST_NAME).exists():
-        candidates = [folder / LAST_NAME]
-    candidates += Path(default_root_dir).glob("hpc_ckpt_*.ckpt")
-    return max(candidates, key=lambda path: path.stat().st_mtime) if candidates else None
+    """`last.ckpt` of a run directory when complete, else its newest complete checkpoint, unless a
+    SLURM requeue checkpoint is newer; None when there is none."""
+    candidates = complete_checkpoints(default_root_dir)
+    last = checkpoint_dir(default_root_dir) / LAST_NAME
+    if last in candidates:
+        candidates = [path for path in candidates if path == last or path.name.startswith("hpc_ckpt_")]
+    return max(candidates, key=saved_at) if candidates else None
+
+
+def find_best_checkpoint(default_root_dir: str | Path) -> Path | None:
+    """The complete `best-*` checkpoint with the lowest held-out CER in its name (the newest among
+    equals); None when there is none."""
+    scored = []
+    for path in complete_checkpoints(default_root_dir):
+        match = _CER_IN_NAME.search(path.name)
+        if path.name.startswith(BEST_PREFIX) and match:
+            scored.append((float(match.group(1)), -saved_at(path), path))
+    return min(scored)[2] if scored else None
+
+
+def resolve_checkpoint(ckpt_path: str | None, default_root_dir: str | Path) -> str | None:
+    """`last` and `best` to the run's checkpoint of that name; other paths as given, if they exist."""
+    if ckpt_path is None:
+        return None
+    if ckpt_path not in NAMED_CHECKPOINTS:
+        if not Path(ckpt_path).exists():
+            raise NoCheckpointError(f"--ckpt_path {ckpt_path}: no such checkpoint file or directory")
+        return ckpt_path
+    finder = find_last_checkpoint if ckpt_path == "last" else find_best_checkpoint
+    found = finder(default_root_dir)
+    if found is None:
+        what = "complete checkpoint" if ckpt_path == "last" else "best-*-cer=*.ckpt checkpoint (written when fit validates)"
+        raise NoCheckpointError(f"--ckpt_path {ckpt_path}: no {what} under {checkpoint_dir(default_root_dir)}")
+    return str(found)
 
 
 class RunDirCheckpoint(ModelCheckpoint):
@@ -55,7 +96,7 @@ class BestCheckpoint(RunDirCheckpoint):
     ) -> None:
         super().__init__(
             dirpath=dirpath,
-            filename=filename or "best-step={step}-cer={val/cer:.4f}",
+            filename=filename or BEST_PREFIX + "step={step}-cer={val/cer:.4f}",
             monitor=monitor,
             mode=mode,
             save_top_k=save_top_k,

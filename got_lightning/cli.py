@@ -4,24 +4,31 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
+
+import lightning as L
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from rich.console import Console
 
-from lightning.pytorch.strategies import DeepSpeedStrategy
-
 from got_lightning.checkpoint_io import AtomicCheckpointIO, remove_stale_staging
-from got_lightning.checkpointing import BestCheckpoint, RunCheckpoint, checkpoint_dir, find_last_checkpoint
+from got_lightning.checkpointing import (
+    NAMED_CHECKPOINTS,
+    BestCheckpoint,
+    NoCheckpointError,
+    RunCheckpoint,
+    checkpoint_dir,
+    resolve_checkpoint,
+)
 from got_lightning.commands import own
 from got_lightning.data.datamodule import GotDataModule
+from got_lightning.epoch_resume import ExactEpochResume
 from got_lightning.module import GotLightningModule, NonFiniteTrainingError
 from got_lightning.preemption import PreemptionCheckpoint
 from got_lightning.prediction_writer import PredictionWriter
+from got_lightning.optional import MissingExtraError
 from got_lightning.preflight import PreflightError, check_annotations, check_free_space, check_writable, checkpoint_bytes
-
-
-class UserError(RuntimeError):
-    """A mistake in the command line or config, reported in one line."""
+from got_lightning.strategies import is_deepspeed
 
 
 class GotCLI(LightningCLI):
@@ -48,6 +55,11 @@ class GotCLI(LightningCLI):
             }
         )
 
+    def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
+        trainer = super().instantiate_trainer(**kwargs)
+        trainer.callbacks.append(ExactEpochResume())  # always: resuming must never shift epochs
+        return trainer
+
     def kept_checkpoints(self) -> int:
         """How many checkpoints the run's callbacks keep at once (all of them when save_top_k is -1)."""
         count = 0
@@ -64,26 +76,35 @@ class GotCLI(LightningCLI):
         check_annotations(self.datamodule.specs)
         trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         check_free_space(self.trainer.default_root_dir, self.kept_checkpoints() * checkpoint_bytes(trainable))
-        if not isinstance(self.trainer.strategy, DeepSpeedStrategy):  # DeepSpeed writes its own directories
-            self.trainer.strategy.checkpoint_io = AtomicCheckpointIO()
-        if self.trainer.is_global_zero:
-            for stale in remove_stale_staging(checkpoint_dir(self.trainer.default_root_dir)):
-                Console(stderr=True).print(f"removed a half-written checkpoint of an interrupted run: {stale}")
-        config = self.config_init[self.subcommand]
-        if config.get("ckpt_path") == "last":
-            last = find_last_checkpoint(self.trainer.default_root_dir)
-            if last is None:
-                raise UserError(
-                    f"--ckpt_path last: no checkpoint to resume under {self.trainer.default_root_dir}/checkpoints"
-                )
-            config["ckpt_path"] = str(last)
-            Console(stderr=True).print(f"resuming from {last}")
+        self._prepare_checkpoints()
         self.cer_before = None
-        if config.get("validate_before_fit"):
+        if self.config_init[self.subcommand].get("validate_before_fit"):
             self.model.results_subdir = "validation/before-fit"
             self.trainer.validate(self.model, datamodule=self.datamodule)
             self.model.results_subdir = None
             self.cer_before = self.trainer.callback_metrics.get("val/cer")
+
+    def before_validate(self) -> None:
+        self._prepare_checkpoints()
+
+    before_test = before_validate
+    before_predict = before_validate
+
+    def _prepare_checkpoints(self) -> None:
+        """Crash-safe checkpoint I/O, what a killed run left behind cleaned up, and `--ckpt_path
+        last|best` resolved to a complete checkpoint of this run (named on stderr)."""
+        if not is_deepspeed(self.trainer.strategy):  # DeepSpeed writes its own directories
+            self.trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        stderr = Console(stderr=True)
+        if self.trainer.is_global_zero:
+            for stale in remove_stale_staging(checkpoint_dir(self.trainer.default_root_dir)):
+                stderr.print(f"removed a half-written checkpoint of an interrupted run: {stale}", markup=False)
+        config = self.config_init[self.subcommand]
+        requested = config.get("ckpt_path")
+        config["ckpt_path"] = resolve_checkpoint(requested, self.trainer.default_root_dir)
+        if requested in NAMED_CHECKPOINTS and self.trainer.is_global_zero:
+            verb = "resuming from" if self.subcommand == "fit" else "using"
+            stderr.print(f"--ckpt_path {requested}: {verb} {config['ckpt_path']}", markup=False)
 
     def after_fit(self) -> None:
         cer_after = self.trainer.callback_metrics.get("val/cer")
@@ -101,7 +122,7 @@ def run_lightning(argv: list[str]) -> int:
             save_config_kwargs={"overwrite": True},
             parser_kwargs={"prog": "got-lightning"},
         )
-    except (UserError, PreflightError, NonFiniteTrainingError, *own.USER_ERRORS) as error:
+    except (PreflightError, NoCheckpointError, MissingExtraError, NonFiniteTrainingError, *own.USER_ERRORS) as error:
         print(f"got-lightning: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -3,30 +3,11 @@
 from __future__ import annotations
 
 import inspect
-import tempfile
 from pathlib import Path
-from typing import Any
 
-import torch
-
+from got_lightning.checkpoint_io import read_checkpoint
 from got_lightning.model.loading import save_model_dir
 from got_lightning.module import GotLightningModule
-
-
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A Lightning `.ckpt` file, or a DeepSpeed checkpoint directory consolidated to fp32, loaded
-    without executing pickled code."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    if path.is_dir():
-        from lightning.pytorch.utilities.deepspeed import convert_zero_checkpoint_to_fp32_state_dict
-
-        with tempfile.TemporaryDirectory() as scratch:
-            single = Path(scratch) / "consolidated.ckpt"
-            convert_zero_checkpoint_to_fp32_state_dict(str(path), str(single))
-            return torch.load(single, map_location="cpu", weights_only=True)
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def module_from_checkpoint(path: str | Path, model_path: str | None = None) -> GotLightningModule:

@@ -19,6 +19,7 @@ from torchmetrics import MeanMetric
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from got_lightning.evaluation import gather_records, one_or_all, scored_record, write_results
+from got_lightning.data.windows import WindowPosition
 from got_lightning.generation import GenerationArgs, decode, generate_ids, split_prompts
 from got_lightning.model.kernels import AttentionName, compile_text_layers, set_text_attention
 from got_lightning.model.output_head import OutputHead, generation_head
@@ -37,6 +38,7 @@ from got_lightning.model.optim import (
     warmup_steps_for,
 )
 from got_lightning.rng import capture_rng_states, restore_rng_states
+from got_lightning.strategies import global_grad_norm, is_deepspeed
 from got_lightning.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -159,6 +161,7 @@ class GotLightningModule(L.LightningModule):
         self._window_started = 0.0
         self._window_samples = 0
         self._window_input_tokens = 0
+        self._window_skipped = 0
         self.nonfinite_in_a_row = 0
         self.nonfinite_total = 0
         self.train()
@@ -210,11 +213,12 @@ class GotLightningModule(L.LightningModule):
 
     def _gradient_scale(self) -> float:
         """Undo the averaging done after `training_step`: Lightning divides by the accumulation
-        count, DDP/ZeRO average over ranks, and DeepSpeed divides by the accumulation count again."""
+        count, DDP/ZeRO average over ranks, and DeepSpeed's `engine.backward` divides by the
+        accumulation count again."""
         trainer = self.trainer
         accumulation = trainer.accumulate_grad_batches
         scale = trainer.world_size * accumulation
-        if type(trainer.strategy).__name__ == "DeepSpeedStrategy":
+        if is_deepspeed(trainer.strategy):
             scale *= accumulation
         return float(scale)
 
@@ -223,20 +227,20 @@ class GotLightningModule(L.LightningModule):
         return sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        if batch.get("window_index", 0) == 0:
+        window = WindowPosition.of(batch)
+        if window.starts:
             self._start_window()
-        window_tokens = self.trainer.strategy.reduce(
-            torch.tensor(float(batch.get("window_tokens", 0)), device=self.device), reduce_op="sum"
-        )
+        window_tokens = self.trainer.strategy.reduce(torch.tensor(float(window.tokens), device=self.device), reduce_op="sum")
         if batch["size"]:
             loss_sum, _ = self.loss_sum(batch)
             self._window_samples += batch["size"]
             self._window_input_tokens += int(batch["attention_mask"].sum())
         else:
             loss_sum = self._zero_loss()
+        self._window_skipped += len(batch["problems"])
         self._window_loss = self._window_loss.to(self.device) + loss_sum.detach().float()
-        if batch.get("window_index", 0) == batch.get("window_size", 1) - 1:
-            self._log_window(window_tokens, len(batch.get("problems", [])))
+        if window.ends:
+            self._log_window(window_tokens)
         return loss_sum * (self._gradient_scale() / window_tokens.clamp(min=1.0))
 
     def _start_window(self) -> None:
@@ -244,12 +248,15 @@ class GotLightningModule(L.LightningModule):
         self._window_started = time.perf_counter()
         self._window_samples = 0
         self._window_input_tokens = 0
+        self._window_skipped = 0
 
-    def _log_window(self, window_tokens: torch.Tensor, skipped: int) -> None:
+    def _log_window(self, window_tokens: torch.Tensor) -> None:
         strategy = self.trainer.strategy
         loss = strategy.reduce(self._window_loss, reduce_op="sum") / window_tokens.clamp(min=1.0)
         counts = strategy.reduce(
-            torch.tensor([self._window_samples, self._window_input_tokens, skipped], device=self.device, dtype=torch.float),
+            torch.tensor(
+                [self._window_samples, self._window_input_tokens, self._window_skipped], device=self.device, dtype=torch.float
+            ),
             reduce_op="sum",
         )
         seconds = max(time.perf_counter() - self._window_started, 1e-9)
@@ -267,17 +274,33 @@ class GotLightningModule(L.LightningModule):
         self.log("lr", next((g for g in groups if g.get("part") == "model"), groups[0])["lr"], prog_bar=True, batch_size=1)
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if is_deepspeed(self.trainer.strategy):  # the engine holds the gradients: see optimizer_step
+            return
         parameters = [p for p in self.parameters() if p.grad is not None]
         if not parameters:
             return
         norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad.float()) for p in parameters]))
         # Gradients are already reduced across ranks here, so every rank takes the same decision.
+        if not self._record_step_norm(norm):
+            for parameter in parameters:  # the optimizer leaves parameters without gradient untouched
+                parameter.grad = None
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer, optimizer_closure=None) -> None:
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        if is_deepspeed(self.trainer.strategy):
+            # DeepSpeed computes the global norm inside its step and skips a step whose norm is
+            # not finite (an overflow); read what it found.
+            norm = global_grad_norm(self.trainer.strategy)
+            if norm is not None:
+                self._record_step_norm(norm)
+
+    def _record_step_norm(self, norm: torch.Tensor) -> bool:
+        """Log a finite gradient norm, or count a skipped non-finite step and stop after too many
+        in a row; returns whether the norm was finite."""
         if torch.isfinite(norm):
             self.nonfinite_in_a_row = 0
             self.log("train/grad_norm", norm, batch_size=1)
-            return
-        for parameter in parameters:  # the optimizer leaves parameters without gradient untouched
-            parameter.grad = None
+            return True
         self.nonfinite_in_a_row += 1
         self.nonfinite_total += 1
         self.log("train/nonfinite_steps_skipped", float(self.nonfinite_total), batch_size=1)
@@ -289,6 +312,7 @@ class GotLightningModule(L.LightningModule):
                 f"(up to step {step}); stopped. The last checkpoint was saved before them: lower the "
                 "learning rate or check the data, then resume with --ckpt_path last"
             )
+        return False
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
@@ -456,8 +480,15 @@ class GotLightningModule(L.LightningModule):
         checkpoint["rng_states"] = capture_rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # A DeepSpeed checkpoint's client state has no weights: the engine loads them itself.
+        if "state_dict" in checkpoint:
+            self._check_checkpoint_keys(checkpoint["state_dict"])
+        if "rng_states" in checkpoint:  # rank 0's states: every rank resumes from them
+            restore_rng_states(checkpoint["rng_states"])
+
+    def _check_checkpoint_keys(self, state_dict: dict[str, Any]) -> None:
         expected = set(self.state_dict()) - self.frozen_state_keys()
-        present = set(checkpoint["state_dict"])
+        present = set(state_dict)
         missing, unexpected = sorted(expected - present), sorted(present - set(self.state_dict()))
         if missing or unexpected:
             raise ValueError(
@@ -465,10 +496,9 @@ class GotLightningModule(L.LightningModule):
                 f"missing {missing[:5]}{' ...' if len(missing) > 5 else ''}, "
                 f"unexpected {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}"
             )
-        if "rng_states" in checkpoint:  # rank 0's states: every rank resumes from them
-            restore_rng_states(checkpoint["rng_states"])
 
     def merged_model(self):
         """The wrapped transformers model with any LoRA adapters folded in (modifies this module)."""
-        merge_lora(self.got)
+        if self.hparams.lora is not None:
+            merge_lora(self.got)
         return self.got

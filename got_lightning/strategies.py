@@ -1,14 +1,30 @@
-"""DeepSpeed through Lightning with upstream-style ZeRO JSON files (HF `"auto"` values resolved)."""
+"""DeepSpeed through Lightning with upstream-style ZeRO JSON files (HF `"auto"` values resolved),
+on CUDA GPUs and, for trying a recipe before renting GPUs, on CPU processes."""
 
 from __future__ import annotations
 
 import copy
-from typing import Any
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
 
-from lightning.pytorch.strategies import DeepSpeedStrategy
+import torch
+from lightning.pytorch.accelerators import CPUAccelerator
+from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy
+from lightning.fabric.utilities.seed import reset_seed
+
+from got_lightning.atomic_files import publish_directory, staging_path
+from got_lightning.checkpoint_io import mark_complete
+from got_lightning.data.windows import WindowPosition
 
 AUTO = "auto"
 BNB_OPTIMIZERS = ("adamw8bit", "paged_adamw8bit")
+# DeepSpeed's CPU accelerator compiles this shared-memory all-reduce with the C++ compiler on first
+# use, under a lock that a killed build leaves behind (later runs then wait forever). gloo does the
+# same reductions; CPU runs are for trying a recipe, not for speed.
+SHM_COMM_OP = "deepspeed_shm_comm"
 
 
 class DeepSpeedConfigError(ValueError):
@@ -60,13 +76,91 @@ def _walk(node: Any, prefix: str = ""):
         yield prefix.rstrip("."), node
 
 
+def use_deepspeed_cpu_accelerator() -> None:
+    """Point DeepSpeed at its CPU accelerator (gloo when oneCCL is absent) without the JIT-built
+    shared-memory op, also on a machine that has a GPU."""
+    os.environ["DS_ACCELERATOR"] = "cpu"
+    import deepspeed.ops
+    from deepspeed.accelerator import get_accelerator, set_accelerator
+    from deepspeed.accelerator.cpu_accelerator import CPU_Accelerator
+
+    if get_accelerator().device_name() != "cpu":
+        set_accelerator(CPU_Accelerator())
+    deepspeed.ops.__compatible_ops__[SHM_COMM_OP] = False
+
+
 class GotDeepSpeedStrategy(DeepSpeedStrategy):
     """Lightning's `DeepSpeedStrategy` that accepts upstream's `zero_config/*.json` as they are:
     `"auto"` values are resolved from the trainer, the datamodule and the model before Lightning
-    adds its own settings. Frozen parameters are kept out of checkpoints by default."""
+    adds its own settings. Frozen parameters are kept out of checkpoints by default.
+
+    Runs on CUDA GPUs, and with `trainer.accelerator: cpu` on CPU processes (DeepSpeed's CPU
+    accelerator, gloo): the same recipe, checkpoints and resume, to try before paying for GPUs.
+
+    Accumulation windows are the data's (see `WindowLoader`): DeepSpeed is told at every micro-batch
+    whether it ends a window, and Lightning calls the engine's `step` only there, so both agree on
+    every optimizer step, the last partial window of an epoch included.
+    """
 
     def __init__(self, *args: Any, exclude_frozen_parameters: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, exclude_frozen_parameters=exclude_frozen_parameters, **kwargs)
+
+    @property
+    def on_cpu(self) -> bool:
+        return isinstance(self.accelerator, CPUAccelerator)
+
+    def setup_environment(self) -> None:
+        if not self.on_cpu:
+            super().setup_environment()
+            return
+        use_deepspeed_cpu_accelerator()
+        DDPStrategy.setup_environment(self)
+
+    def setup_distributed(self) -> None:
+        if not self.on_cpu:
+            super().setup_distributed()
+            return
+        reset_seed()
+        self.set_world_ranks()
+        self._init_deepspeed_distributed()
+
+    @property
+    def root_device(self) -> torch.device:
+        device = super().root_device
+        # DeepSpeed takes this index as `device_rank`; a CPU device has none, and index 0 is every
+        # CPU rank's device (the engine reads ranks from the process group).
+        return torch.device("cpu", 0) if device.type == "cpu" else device
+
+    @property
+    def handles_gradient_accumulation(self) -> bool:
+        # Lightning decides where a window ends (its last micro-batch, also the partial one at the
+        # end of an epoch) and calls `engine.step` only there; `training_step` tells the engine.
+        return False
+
+    @contextmanager
+    def block_backward_sync(self) -> Iterator[None]:
+        # The engine reduces (or partitions) gradients itself according to the window boundary.
+        yield
+
+    def training_step(self, *args: Any, **kwargs: Any) -> Any:
+        self.deepspeed_engine.set_gradient_accumulation_boundary(WindowPosition.of(args[0]).ends)
+        return super().training_step(*args, **kwargs)
+
+    def save_checkpoint(self, checkpoint: dict, filepath: Any, storage_options: Any | None = None) -> None:
+        """Every rank writes its shard into a staging directory beside the target; once all have,
+        rank 0 marks it complete and renames it into place, so a checkpoint's name only ever
+        points at a complete directory (see `checkpoint_io.is_complete_checkpoint`)."""
+        target = Path(self.broadcast(str(filepath)))
+        staging = staging_path(target, tag=f"step{checkpoint.get('global_step', 0)}")
+        if self.is_global_zero:
+            shutil.rmtree(staging, ignore_errors=True)
+        self.barrier("checkpoint staging cleared")
+        super().save_checkpoint(checkpoint, staging, storage_options)
+        self.barrier("checkpoint shards written")
+        if self.is_global_zero:
+            mark_complete(staging, {"global_step": checkpoint.get("global_step"), "world_size": self.world_size})
+            publish_directory(staging, target)
+        self.barrier("checkpoint published")
 
     def _format_config(self) -> None:
         module = self.lightning_module
@@ -80,3 +174,14 @@ class GotDeepSpeedStrategy(DeepSpeedStrategy):
                 optimizer=module.hparams.get("optimizer", "adamw"),
             )
         super()._format_config()
+
+
+def is_deepspeed(strategy: Any) -> bool:
+    """Whether a strategy trains through a DeepSpeed engine (which owns gradients and the step)."""
+    return isinstance(strategy, DeepSpeedStrategy)
+
+
+def global_grad_norm(strategy: Any) -> torch.Tensor | None:
+    """The gradient norm DeepSpeed computed in its last step (None before the first)."""
+    norm = strategy.deepspeed_engine.get_global_grad_norm()
+    return None if norm is None else torch.as_tensor(float(norm))

@@ -57,7 +57,7 @@ def test_cli_overrides_reach_the_module(micro_model_dir, digit_pages, tmp_path, 
 def test_user_mistakes_get_one_clear_message(micro_model_dir, digit_pages, tmp_path, capsys):
     config = fit_config(tmp_path / "c.yaml", digit_pages, micro_model_dir, tmp_path / "fresh")
     assert main(["fit", "--config", str(config), "--ckpt_path", "last"]) == 2
-    assert "no checkpoint to resume" in capsys.readouterr().err
+    assert "--ckpt_path last: no complete checkpoint under" in capsys.readouterr().err
 
     assert main(["fit", "--config", str(config), "--model.model_path", str(tmp_path / "missing")]) == 2
     error = capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import lightning as L
@@ -48,3 +49,22 @@ def fit_config(path: Path, pages: Path, model_dir: Path, root: Path, **sections)
         config.setdefault(section, {}).update(values)
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
+
+
+class BatchKeyRecorder(L.Callback):
+    """Appends every training batch's sample keys, with rank and epoch, to a JSON-lines file (one
+    file per rank: `<path>.rank<N>` when there are several)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        path = Path(self.path if trainer.world_size == 1 else f"{self.path}.rank{trainer.global_rank}")
+        row = {"rank": trainer.global_rank, "epoch": trainer.current_epoch, "keys": [list(key) for key in batch.get("keys", [])]}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row) + "\n")
+
+
+def read_batch_keys(path: Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]

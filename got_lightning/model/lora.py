@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+from got_lightning.optional import require
+
 DEFAULT_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -27,11 +29,7 @@ class LoraArgs:
 
 
 def _peft():
-    try:
-        import peft
-    except ImportError as error:
-        raise ImportError("LoRA needs peft: pip install 'got-lightning[lora]'") from error
-    return peft
+    return require("peft", "LoRA")
 
 
 def add_lora(model: nn.Module, args: LoraArgs) -> None:

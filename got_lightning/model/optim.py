@@ -8,6 +8,8 @@ from typing import Iterable, Literal
 import torch
 from torch import nn
 
+from got_lightning.optional import require
+
 OptimizerName = Literal["adamw", "adamw8bit", "paged_adamw8bit"]
 SchedulerName = Literal["cosine", "linear", "constant"]
 
@@ -51,10 +53,7 @@ def build_optimizer(
         # One fused kernel per step instead of a loop over parameters: the update of GOT's
         # 151,860-row embedding was half of a tiny model's step with the for-each kernel.
         return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=fused and devices <= {"cpu", "cuda"})
-    try:
-        import bitsandbytes as bnb
-    except ImportError as error:
-        raise ImportError(f"optimizer {name!r} needs bitsandbytes: pip install 'got-lightning[bnb]'") from error
+    bnb = require("bitsandbytes", f"optimizer {name!r}")
     optimizer_class = {"adamw8bit": bnb.optim.AdamW8bit, "paged_adamw8bit": bnb.optim.PagedAdamW8bit}[name]
     return optimizer_class(groups, lr=lr, betas=betas, eps=eps)
 

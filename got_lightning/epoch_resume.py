@@ -1,0 +1,49 @@
+"""Resuming at an epoch boundary continues with the right epoch.
+
+Lightning (2.6) resumes a checkpoint written after an epoch's last batch (a step checkpoint that
+falls there, or an epoch-end `last.ckpt`) through a "restarted mid-epoch" path that never marks the
+next epoch as started. Its epoch counter then runs one behind its progress record: the run skips an
+epoch number (so every later epoch gets another epoch's data order), and a checkpoint written later
+in that epoch resumes as if the epoch had not begun. Together with `WindowLoader` (whose state
+after an epoch's last batch resumes into a fresh epoch) this callback keeps a resumed run on the
+epochs, data order and steps of an uninterrupted one.
+
+It also restores the data position when something asked for `trainer.estimated_stepping_batches`
+before the checkpoint was read (a learning-rate schedule over `max_epochs` does): that builds the
+train loader early, and Lightning then never hands it the checkpoint's loader state, so the resumed
+epoch would start again from its first batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+
+
+class ExactEpochResume(L.Callback):
+    """Repairs the fit loop's epoch progress on load and at the first batch of a resumed epoch."""
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        loop = checkpoint.get("loops", {}).get("fit_loop")
+        if not loop:
+            return
+        epochs, batches = loop["epoch_progress"], loop["epoch_loop.batch_progress"]
+        if not batches.get("is_last_batch") or batches["total"]["processed"] != batches["total"]["ready"]:
+            return
+        # Written after an epoch's last batch: right then, at the epoch's end, or when training
+        # ended there. Restore each as the first of these, whose resume the repairs here make exact.
+        for kind in ("total", "current"):
+            epochs[kind]["processed"] = epochs[kind]["completed"] = epochs[kind]["started"] - 1
+            batches[kind]["completed"] = batches[kind]["processed"] - 1
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        loop = trainer.fit_loop
+        if loop._combined_loader_states_to_load and loop._combined_loader is not None:
+            loop._load_combined_loader_states()
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+        progress = trainer.fit_loop.epoch_progress
+        if progress.current.ready == progress.current.processed:  # a running epoch not marked started
+            progress.increment_ready()
+            progress.increment_started()
