@@ -3,6 +3,7 @@ and `--ckpt_path last|best` resolved to a complete checkpoint there for every su
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -106,8 +107,10 @@ class BestCheckpoint(RunDirCheckpoint):
         )
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # Validation without generation (`model.val_generate: false`) has no CER to rank by.
-        if self.monitor in trainer.callback_metrics:
+        # Validation without generation (`model.val_generate: false`) has no CER to rank by, and a
+        # validation that could score no sample logs NaN: neither is a "best" checkpoint.
+        cer = trainer.callback_metrics.get(self.monitor)
+        if cer is not None and not math.isnan(float(cer)):
             super().on_validation_end(trainer, pl_module)
 
 

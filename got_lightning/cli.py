@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from typing import Any
 
@@ -23,7 +24,7 @@ from got_lightning.checkpointing import (
 from got_lightning.commands import own
 from got_lightning.data.datamodule import GotDataModule
 from got_lightning.epoch_resume import ExactEpochResume
-from got_lightning.module import GotLightningModule, NonFiniteTrainingError
+from got_lightning.module import GotLightningModule, NonFiniteTrainingError, NothingScoredError
 from got_lightning.preemption import PreemptionCheckpoint
 from got_lightning.prediction_writer import PredictionWriter
 from got_lightning.optional import MissingExtraError
@@ -95,22 +96,26 @@ class GotCLI(LightningCLI):
         last|best` resolved to a complete checkpoint of this run (named on stderr)."""
         if not is_deepspeed(self.trainer.strategy):  # DeepSpeed writes its own directories
             self.trainer.strategy.checkpoint_io = AtomicCheckpointIO()
-        stderr = Console(stderr=True)
         if self.trainer.is_global_zero:
             for stale in remove_stale_staging(checkpoint_dir(self.trainer.default_root_dir)):
-                stderr.print(f"removed a half-written checkpoint of an interrupted run: {stale}", markup=False)
+                print(f"removed a half-written checkpoint of an interrupted run: {stale}", file=sys.stderr)
         config = self.config_init[self.subcommand]
         requested = config.get("ckpt_path")
         config["ckpt_path"] = resolve_checkpoint(requested, self.trainer.default_root_dir)
         if requested in NAMED_CHECKPOINTS and self.trainer.is_global_zero:
             verb = "resuming from" if self.subcommand == "fit" else "using"
-            stderr.print(f"--ckpt_path {requested}: {verb} {config['ckpt_path']}", markup=False)
+            print(f"--ckpt_path {requested}: {verb} {config['ckpt_path']}", file=sys.stderr)
 
     def after_fit(self) -> None:
         cer_after = self.trainer.callback_metrics.get("val/cer")
         if self.trainer.is_global_zero and cer_after is not None:
-            before = "" if self.cer_before is None else f"before training {float(self.cer_before):.4f}, "
-            Console().print(f"held-out CER: {before}after training {float(cer_after):.4f}")
+            before = "" if self.cer_before is None else f"before training {describe_cer(self.cer_before)}, "
+            Console().print(f"held-out CER: {before}after training {describe_cer(cer_after)}")
+
+
+def describe_cer(value: Any) -> str:
+    value = float(value)
+    return "not scored (no held-out sample could be read)" if math.isnan(value) else f"{value:.4f}"
 
 
 def run_lightning(argv: list[str]) -> int:
@@ -122,7 +127,7 @@ def run_lightning(argv: list[str]) -> int:
             save_config_kwargs={"overwrite": True},
             parser_kwargs={"prog": "got-lightning"},
         )
-    except (PreflightError, NoCheckpointError, MissingExtraError, NonFiniteTrainingError, *own.USER_ERRORS) as error:
+    except (PreflightError, NoCheckpointError, MissingExtraError, NonFiniteTrainingError, NothingScoredError, *own.USER_ERRORS) as error:
         print(f"got-lightning: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from got_lightning.atomic_files import atomic_write_text
 from got_lightning.metrics import SampleScore, TextNormalization
 
 PREDICTIONS_FILE = "predictions.jsonl"
@@ -49,19 +49,23 @@ def scored_record(
     }, score
 
 
-def gather_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every rank's records (on every rank), in dataset order."""
+def _gather(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every rank's items, on every rank."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         parts: list[list[dict[str, Any]] | None] = [None] * torch.distributed.get_world_size()
-        torch.distributed.all_gather_object(parts, records)
-        records = [record for part in parts for record in part or []]
-    return sorted(records, key=lambda record: (record["dataset"], record["position"]))
+        torch.distributed.all_gather_object(parts, items)
+        items = [item for part in parts for item in part or []]
+    return items
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+def gather_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every rank's scored records (on every rank), in dataset order."""
+    return sorted(_gather(records), key=lambda record: (record["dataset"], record["position"]))
+
+
+def gather_problems(problems: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every rank's skipped held-out records (on every rank), in dataset order."""
+    return sorted(_gather(problems), key=lambda problem: (problem["dataset"], problem["index"]))
 
 
 def write_results(folder: str | Path, records: list[dict[str, Any]], metrics: dict[str, Any]) -> tuple[Path, Path]:
@@ -69,9 +73,9 @@ def write_results(folder: str | Path, records: list[dict[str, Any]], metrics: di
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     predictions = folder / PREDICTIONS_FILE
-    _write_atomic(predictions, "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
+    atomic_write_text(predictions, "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
     metrics_path = folder / METRICS_FILE
-    _write_atomic(metrics_path, json.dumps(metrics, ensure_ascii=False, indent=2) + "\n")
+    atomic_write_text(metrics_path, json.dumps(metrics, ensure_ascii=False, indent=2) + "\n")
     return predictions, metrics_path
 
 

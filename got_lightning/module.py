@@ -18,7 +18,8 @@ from rich.console import Console
 from torchmetrics import MeanMetric
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-from got_lightning.evaluation import gather_records, one_or_all, scored_record, write_results
+from got_lightning.data.errors import commonest_reasons
+from got_lightning.evaluation import gather_problems, gather_records, one_or_all, scored_record, write_results
 from got_lightning.data.windows import WindowPosition
 from got_lightning.generation import GenerationArgs, decode, generate_ids, split_prompts
 from got_lightning.model.kernels import AttentionName, compile_text_layers, set_text_attention
@@ -46,6 +47,10 @@ log = logging.getLogger(__name__)
 
 class NonFiniteTrainingError(RuntimeError):
     """Too many consecutive optimizer steps with a NaN/inf loss or gradient."""
+
+
+class NothingScoredError(RuntimeError):
+    """`validate`/`test` found no held-out sample it could score."""
 
 
 class GotLightningModule(L.LightningModule):
@@ -154,6 +159,7 @@ class GotLightningModule(L.LightningModule):
         self.val_metrics = OcrMetrics()
         self.val_loss = MeanMetric()
         self.val_records: list[dict[str, Any]] = []
+        self.val_skipped: list[dict[str, Any]] = []
         self._output_head: OutputHead | None = None
         self.results_subdir: str | None = None
         self.strict_loading = False
@@ -164,6 +170,7 @@ class GotLightningModule(L.LightningModule):
         self._window_skipped = 0
         self.nonfinite_in_a_row = 0
         self.nonfinite_total = 0
+        self.loaded_step = 0
         self.train()
 
     @property
@@ -358,9 +365,11 @@ class GotLightningModule(L.LightningModule):
         self.val_metrics.reset()
         self.val_loss.reset()
         self.val_records = []
+        self.val_skipped = []
         self._output_head = None
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self.val_skipped.extend(batch["problems"])
         if not batch["size"]:
             return
         features = self.image_features(batch["pixel_values"])
@@ -369,11 +378,13 @@ class GotLightningModule(L.LightningModule):
         self.log(f"{self._prefix}/loss", self.val_loss, prog_bar=True)
         if not self.hparams.val_generate:
             return
-        prompts, references = split_prompts(batch["input_ids"], batch["labels"])
+        prompts, _ = split_prompts(batch["input_ids"], batch["labels"])
         answers = self._generate(prompts, features)
         scored = [
-            scored_record(key, images, paths, decode(self.tokenizer, answer), decode(self.tokenizer, reference), self.normalization)
-            for key, images, paths, answer, reference in zip(batch["keys"], batch["images"], batch["image_paths"], answers, references)
+            scored_record(key, images, paths, decode(self.tokenizer, answer), reference, self.normalization)
+            for key, images, paths, answer, reference in zip(
+                batch["keys"], batch["images"], batch["image_paths"], answers, batch["answers"]
+            )
         ]
         self.val_metrics.update([score for _, score in scored])
         self.val_records.extend(record for record, _ in scored)
@@ -414,13 +425,13 @@ class GotLightningModule(L.LightningModule):
         """Greedy OCR of a batch: one dict per sample (a reference too when the input had answers)."""
         if not batch["size"]:
             return []
-        prompts, references = split_prompts(batch["input_ids"], batch["labels"])
+        prompts, _ = split_prompts(batch["input_ids"], batch["labels"])
         answers = self._generate(prompts, self.image_features(batch["pixel_values"]))
         results = []
-        for images, paths, answer, reference in zip(batch["images"], batch["image_paths"], answers, references):
+        for images, paths, answer, reference in zip(batch["images"], batch["image_paths"], answers, batch["answers"]):
             result = {"image": one_or_all(images), "image_path": one_or_all(paths), "prediction": decode(self.tokenizer, answer)}
             if reference:
-                result["reference"] = decode(self.tokenizer, reference)
+                result["reference"] = reference
             results.append(result)
         return results
 
@@ -432,13 +443,31 @@ class GotLightningModule(L.LightningModule):
         if not self.hparams.val_generate or self.trainer.sanity_checking:
             return
         values = {name: float(value) for name, value in self.val_metrics.compute().items()}
+        scored = int(values["num_samples"])
         for name in ("cer", "edit_distance", "f1", "exact_match"):
-            self.log(f"{self._prefix}/{name}", values[name], prog_bar=name == "cer", batch_size=1)
+            # Nothing scored is no score: NaN, never a stale or perfect one (checkpoints rank it last).
+            value = values[name] if scored else float("nan")
+            self.log(f"{self._prefix}/{name}", value, prog_bar=name == "cer", batch_size=1)
         records = gather_records(self.val_records)
+        skipped = gather_problems(self.val_skipped + self._held_out_index_problems())
         if self.trainer.is_global_zero:
-            self._write_results(records, values)
+            self._write_results(records, values, skipped)
         self.val_metrics.reset()
         self.val_records = []
+        self.val_skipped = []
+        if not scored and self.trainer.state.fn != "fit":
+            raise NothingScoredError(
+                f"no held-out sample could be scored: {len(skipped)} skipped "
+                f"({commonest_reasons([problem['reason'] for problem in skipped]) or 'the held-out split is empty'}); "
+                "every reason is listed under 'skipped' in metrics.json"
+            )
+
+    def _held_out_index_problems(self) -> list[dict[str, Any]]:
+        """Records of held-out annotation files that could not even be read (rank 0 reports them)."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None or not self.trainer.is_global_zero:
+            return []
+        return [problem.to_dict() for problem in getattr(datamodule, "held_out_problems", [])]
 
     def results_dir(self) -> Path:
         """Where a validation writes its files: the run directory for `validate`, a folder per
@@ -450,22 +479,38 @@ class GotLightningModule(L.LightningModule):
             return root / "validation" / f"step-{self.global_step:06d}"
         return root
 
-    def _write_results(self, records: list[dict[str, Any]], values: dict[str, float]) -> None:
+    def _write_results(self, records: list[dict[str, Any]], values: dict[str, float], skipped: list[dict[str, Any]]) -> None:
         counts = {name: int(values[name]) for name in ("num_samples", "edits", "reference_chars")}
+        scored = counts["num_samples"]
         metrics = {
             **values,
             **counts,
-            "loss": float(self.val_loss.compute()),
+            **({} if scored else {name: None for name in ("cer", "edit_distance", "f1", "exact_match")}),
+            "num_skipped": len(skipped),
+            "num_held_out": scored + len(skipped),
+            "skipped": skipped,
+            "loss": float(self.val_loss.compute()) if scored else None,
             "normalization": self.normalization.describe(),
             "generation": asdict(self.generation),
             "model_path": self.hparams.model_path,
-            "global_step": self.global_step,
+            "checkpoint": None if self.trainer.ckpt_path is None else str(self.trainer.ckpt_path),
+            "global_step": self.global_step if self.trainer.state.fn == "fit" else self.loaded_step,
         }
         predictions, metrics_path = write_results(self.results_dir(), records, metrics)
-        Console().print(
-            f"held-out CER {metrics['cer']:.4f} on {metrics['num_samples']} samples "
+        console = Console()
+        reasons = commonest_reasons([problem["reason"] for problem in skipped])
+        if not scored:
+            console.print(
+                f"held-out CER: no sample scored, {len(skipped)} skipped ({reasons or 'empty split'}); see {metrics_path}",
+                style="bold red", markup=False,
+            )
+            return
+        skipped_note = f"; {len(skipped)} skipped: {reasons}" if skipped else ""
+        console.print(
+            f"held-out CER {metrics['cer']:.4f} on {scored} of {scored + len(skipped)} samples{skipped_note} "
             f"(edit distance {metrics['edit_distance']:.4f}, F1 {metrics['f1']:.4f}, exact {metrics['exact_match']:.4f})\n"
-            f"  predictions: {predictions}\n  metrics: {metrics_path}"
+            f"  predictions: {predictions}\n  metrics: {metrics_path}",
+            style="bold yellow" if skipped else None, markup=False,
         )
 
     # ---- checkpoints ---------------------------------------------------------------------------
@@ -480,6 +525,7 @@ class GotLightningModule(L.LightningModule):
         checkpoint["rng_states"] = capture_rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.loaded_step = int(checkpoint.get("global_step", 0))
         # A DeepSpeed checkpoint's client state has no weights: the engine loads them itself.
         if "state_dict" in checkpoint:
             self._check_checkpoint_keys(checkpoint["state_dict"])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from PIL import Image, ImageDraw
@@ -28,3 +30,9 @@ def write_json(path: Path, records: list) -> Path:
 def write_jsonl(path: Path, records: list) -> Path:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
     return path
+
+
+def run_executable(*args: str, timeout: float = 600, **options) -> subprocess.CompletedProcess:
+    """`got-lightning ARGS` as a user types it: the console script installed beside this Python."""
+    executable = Path(sys.executable).parent / "got-lightning"
+    return subprocess.run([str(executable), *args], capture_output=True, text=True, timeout=timeout, **options)

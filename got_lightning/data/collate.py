@@ -40,5 +40,6 @@ class Collator:
             keys=[s["key"] for s in good],
             images=[s["images"] for s in good],
             image_paths=[s["image_paths"] for s in good],
+            answers=[s["answer"] for s in good],
         )
         return batch

@@ -123,6 +123,7 @@ class GotDataModule(L.LightningDataModule):
         self.val_dataset: GotDataset | None = None
         self.summaries: list[SplitSummary] = []
         self.index_problems: list[Problem] = []
+        self.held_out_problems: list[Problem] = []
 
     @cached_property
     def geometry(self) -> ImageGeometry:
@@ -172,6 +173,7 @@ class GotDataModule(L.LightningDataModule):
             if spec.val_annotations:
                 val_index = build_index(spec.val_annotations, f"{spec.name}/val")
                 self.index_problems += val_index.problems
+                self.held_out_problems += val_index.problems
                 sources.append(Source(val_index, spec.val_root))
                 val_id = len(sources) - 1
             fraction = self.val_fraction if spec.val_fraction is None else spec.val_fraction

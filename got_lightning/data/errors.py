@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass
 
 
@@ -20,6 +21,18 @@ class Problem:
     def __str__(self) -> str:
         image = f" image {self.image!r}" if self.image else ""
         return f"dataset {self.dataset!r} record {self.index}{image}: {self.reason}"
+
+
+def reason_kind(reason: str) -> str:
+    """Reasons read "what went wrong: particulars"; the part before the colon."""
+    return reason.split(":", 1)[0].strip()
+
+
+def commonest_reasons(reasons: list[str], shown: int = 3) -> str:
+    """`12 x image file not found, 2 x over-length` for the most frequent kinds of reason."""
+    counts = Counter(reason_kind(reason) for reason in reasons)
+    listed = ", ".join(f"{count} x {kind}" for kind, count in counts.most_common(shown))
+    return listed + (f", {len(counts) - shown} other kind(s)" if len(counts) > shown else "")
 
 
 class BadSampleError(Exception):

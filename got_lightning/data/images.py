@@ -39,7 +39,7 @@ def resolve_image_path(image_root: Path, ref: str, allow_outside_root: bool) -> 
     resolved = candidate.resolve()
     if not allow_outside_root and not resolved.is_relative_to(image_root.resolve()):
         raise BadSampleError(
-            f"image path escapes image_root {str(image_root)!r} (resolves to {str(resolved)!r}); "
+            f"image path escapes image_root: {str(image_root)!r} (resolves to {str(resolved)!r}); "
             "set allow_outside_root: true to permit it",
             image=ref,
         )
@@ -52,7 +52,7 @@ def tile_files(folder: Path) -> list[Path]:
     """Pre-cut tiles in a folder (upstream multi-tile style), in name order."""
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise BadSampleError(f"image folder {folder} has no image files ({', '.join(IMAGE_SUFFIXES)})")
+        raise BadSampleError(f"image folder has no image files ({', '.join(IMAGE_SUFFIXES)}): {folder}")
     return files
 
 
@@ -80,7 +80,7 @@ def open_image(path: Path, max_pixels: int | None) -> Image.Image:
         except UnidentifiedImageError as error:
             raise BadSampleError(f"not an image file Pillow can read: {path}") from error
         except OSError as error:
-            raise BadSampleError(f"cannot open image {path}: {error}") from error
+            raise BadSampleError(f"cannot open image: {path}: {error}") from error
     width, height = image.size
     if max_pixels is not None and width * height > max_pixels:
         image.close()
@@ -96,7 +96,7 @@ def exif_orientation(image: Image.Image) -> int:
     try:
         orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
     except Exception as error:  # malformed EXIF blocks raise assorted errors inside Pillow
-        raise BadSampleError(f"unreadable EXIF orientation in {image.filename}: {error}") from error
+        raise BadSampleError(f"unreadable EXIF orientation: {image.filename}: {error}") from error
     return orientation if orientation in _UPRIGHT else 1
 
 
@@ -156,7 +156,7 @@ def _decode_with_pillow(image: Image.Image, path: Path) -> Image.Image:
         try:
             image.load()
         except (OSError, SyntaxError, ValueError) as error:
-            raise BadSampleError(f"truncated or corrupt image {path}: {error}") from error
+            raise BadSampleError(f"truncated or corrupt image: {path}: {error}") from error
     return to_rgb(image)
 
 

@@ -34,6 +34,8 @@ class TokenizedSample:
     input_ids: list[int]
     labels: list[int]
     truncated: bool = False
+    answers_kept: int = 0
+    """How many answers (gpt turns), counted from the first, have tokens in `input_ids`."""
 
 
 class PromptBuilder:
@@ -124,4 +126,4 @@ def _join(segments: list[tuple[list[int], bool]], total: int, truncated: bool = 
     for ids, supervised in segments:
         input_ids += ids
         labels += ids if supervised else [IGNORE_INDEX] * len(ids)
-    return TokenizedSample(input_ids, labels, truncated)
+    return TokenizedSample(input_ids, labels, truncated, answers_kept=sum(supervised for _, supervised in segments))

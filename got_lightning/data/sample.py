@@ -11,7 +11,7 @@ from got_lightning.data.errors import BadSampleError
 from got_lightning.data.images import open_image, oriented_size, resolve_image_path, tile_files
 from got_lightning.data.pixels import PageProcessor
 from got_lightning.data.prompt import PromptBuilder
-from got_lightning.data.records import Record
+from got_lightning.data.records import GPT, Record
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,7 @@ class SampleBuilder:
         pixel_values = None
         if pixels:
             pixel_values = tiles[0] if len(tiles) == 1 else torch.cat(tiles)
+        answers = [turn.text for turn in record.turns if turn.role == GPT]
         return {
             "input_ids": torch.tensor(tokens.input_ids, dtype=torch.long),
             "labels": torch.tensor(tokens.labels, dtype=torch.long),
@@ -88,6 +89,8 @@ class SampleBuilder:
             "images": [source.ref for source in sources],
             "image_paths": [str(source.files[0].parent if source.is_tile_folder else source.files[0]) for source in sources],
             "truncated": tokens.truncated,
+            # The text of the last answer in the tokens, as the annotation wrote it (what is scored).
+            "answer": answers[tokens.answers_kept - 1] if tokens.answers_kept else "",
             "image_sizes": sizes,
             "grids": [None if source.is_tile_folder else self.pages.grid(*size) for source, size in zip(sources, sizes)],
         }
