@@ -9,8 +9,10 @@ from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_warn
 
 from got_lightning.checkpoint_io import is_complete_checkpoint, saved_at
+from got_lightning.epoch_resume import at_window_boundary
 
 CHECKPOINT_DIR = "checkpoints"
 LAST_NAME = "last.ckpt"
@@ -73,7 +75,17 @@ def resolve_checkpoint(ckpt_path: str | None, default_root_dir: str | Path) -> s
 
 class RunDirCheckpoint(ModelCheckpoint):
     """`ModelCheckpoint` writing to `<trainer.default_root_dir>/checkpoints` unless `dirpath` is set,
-    so every run of a config finds its checkpoints in the same place whatever logger version it gets."""
+    so every run of a config finds its checkpoints in the same place whatever logger version it gets.
+    It never saves in the middle of an accumulation window (the partial gradients are not saved,
+    so such a checkpoint would not resume exactly): that save is skipped with a warning."""
+
+    def _should_skip_saving_checkpoint(self, trainer: L.Trainer) -> bool:
+        if super()._should_skip_saving_checkpoint(trainer):
+            return True
+        if trainer.state.fn == "fit" and trainer.fit_loop.epoch_loop.batch_progress.current.ready and not at_window_boundary(trainer):
+            rank_zero_warn(f"{type(self).__name__}: no checkpoint in the middle of an accumulation window (step {trainer.global_step})")
+            return True
+        return False
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self.dirpath is None:

@@ -16,13 +16,25 @@ epoch would start again from its first batch.
 
 from __future__ import annotations
 
+import logging
+import math
 from typing import Any
 
 import lightning as L
 
+log = logging.getLogger(__name__)
+
+
+def at_window_boundary(trainer: L.Trainer) -> bool:
+    """Whether the last training micro-batch ended an accumulation window (the optimizer stepped):
+    the only place a checkpoint holds everything a resume needs (accumulated gradients are not saved)."""
+    return not trainer.fit_loop.epoch_loop._should_accumulate()
+
 
 class ExactEpochResume(L.Callback):
-    """Repairs the fit loop's epoch progress on load and at the first batch of a resumed epoch."""
+    """Repairs the fit loop's epoch progress on load and at the first batch of a resumed epoch,
+    and moves batch-counted validation (`val_check_interval: N`) onto accumulation-window ends, so
+    the checkpoints validation writes are resumable exactly."""
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         loop = checkpoint.get("loops", {}).get("fit_loop")
@@ -38,6 +50,14 @@ class ExactEpochResume(L.Callback):
             batches[kind]["completed"] = batches[kind]["processed"] - 1
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        window, every = trainer.accumulate_grad_batches, trainer.val_check_batch
+        if isinstance(every, int) and every % window:
+            trainer.val_check_batch = math.ceil(every / window) * window
+            if trainer.is_global_zero:
+                log.warning(
+                    "validating every %d micro-batches instead of %d: a multiple of accumulate_grad_batches=%d, "
+                    "so validation and its checkpoints fall where the optimizer steps", trainer.val_check_batch, every, window,
+                )
         loop = trainer.fit_loop
         if loop._combined_loader_states_to_load and loop._combined_loader is not None:
             loop._load_combined_loader_states()

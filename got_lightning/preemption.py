@@ -11,6 +11,7 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_info
 
 from got_lightning.checkpointing import LAST_NAME, checkpoint_dir
+from got_lightning.epoch_resume import at_window_boundary
 
 
 class PreemptionCheckpoint(L.Callback):
@@ -40,9 +41,8 @@ class PreemptionCheckpoint(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
         if not self.enabled:
             return
-        step_done = (batch_idx + 1) % trainer.accumulate_grad_batches == 0 or trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
         # Every rank is at the same batch, so only step boundaries pay for the collective.
-        if not step_done or not trainer.strategy.reduce_boolean_decision(self.requested is not None, all=False):
+        if not at_window_boundary(trainer) or not trainer.strategy.reduce_boolean_decision(self.requested is not None, all=False):
             return
         path = checkpoint_dir(trainer.default_root_dir) / LAST_NAME
         trainer.save_checkpoint(path)

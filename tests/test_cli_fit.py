@@ -87,3 +87,28 @@ def test_a_broken_training_image_is_skipped_not_fatal(micro_model_dir, digit_pag
     assert trained_state(tmp_path / "run")["global_step"] == 12
     metrics = (next((tmp_path / "logs").rglob("metrics.csv"))).read_text(encoding="utf-8")
     assert "train/skipped_samples" in metrics.splitlines()[0]
+
+
+def test_checkpoints_fall_on_accumulation_window_ends_and_resume_exactly(micro_model_dir, digit_pages, tmp_path, caplog):
+    # Accumulation 2; validation asked every 3 micro-batches (moved to every 4), and also counted
+    # across epochs (11 micro-batches per epoch end on a partial window, so later multiples of 4
+    # fall mid-window: those saves are skipped). Every checkpoint written must resume exactly.
+    common = {"trainer": {"accumulate_grad_batches": 2, "gradient_clip_val": 1.0, "limit_val_batches": 1,
+                          "val_check_interval": 3, "check_val_every_n_epoch": None},
+              "model": {"lr_schedule_steps": 12}, "checkpoint": {"save_top_k": -1}}
+    run = tmp_path / "run"
+    config = fit_config(tmp_path / "a.yaml", digit_pages, micro_model_dir, run, **common)
+    assert main(["fit", "--config", str(config), "--trainer.max_steps", "12"]) == 0
+    assert "validating every 4 micro-batches instead of 3" in caplog.text
+    saved = sorted((run / "checkpoints").glob("*.ckpt"))
+    assert any(path.name.startswith("best-") for path in saved)
+    for path in saved:
+        loader = torch.load(path, weights_only=True)["loops"]["fit_loop"]["state_dict"]["combined_loader"][0]
+        assert loader["skip"] == 0, path.name  # written where a window ended
+
+    best = next(path for path in saved if path.name.startswith("best-"))
+    resumed = fit_config(tmp_path / "b.yaml", digit_pages, micro_model_dir, tmp_path / "resumed", **common)
+    assert main(["fit", "--config", str(resumed), "--trainer.max_steps", "12", "--ckpt_path", str(best)]) == 0
+    straight, again = trained_state(run)["state_dict"], trained_state(tmp_path / "resumed")["state_dict"]
+    for name, tensor in straight.items():
+        torch.testing.assert_close(again[name], tensor, rtol=1e-5, atol=1e-6, msg=name)

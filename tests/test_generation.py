@@ -3,10 +3,13 @@ import torch
 from transformers.generation.logits_process import NoRepeatNGramLogitsProcessor
 
 from got_lightning.data.collate import Collator
+from got_lightning.data.config import DatasetSpec
+from got_lightning.data.datamodule import GotDataModule
 from got_lightning.generation import GenerationArgs, NgramBlocker, generate_ids, generate_one_page, split_prompts
 from got_lightning.model.output_head import PackedOutputHead, generation_head
 from got_lightning.module import GotLightningModule
 from got_lightning.tokens import IM_END_ID
+from tests.helpers import record, text_page, write_json
 from tests.training_helpers import datamodule
 
 
@@ -107,3 +110,36 @@ def test_a_process_whose_rows_are_done_keeps_stepping_until_all_processes_are(he
     assert len(short) >= 2
     assert synced == alone
     assert len(forwards) == steps_alone + 5
+
+
+def test_left_padded_prompts_of_different_lengths_give_the_one_page_answers(image_sensitive_model_dir, tmp_path):
+    """Tiles, a custom prompt and multi-turn records in one batch: every row but the longest is
+    left-padded, and each answer equals transformers' `generate` on that page alone."""
+    sizes = [(64, 64), (256, 64), (64, 192), (128, 128), (300, 90), (64, 64), (200, 200), (90, 250)]
+    records = []
+    for number, size in enumerate(sizes):
+        image = text_page(tmp_path / f"p{number}.png", size=size, text=str(number) * 3).name
+        prompt = ["<image>\nOCR: ", "<image>\nOCR with format: ", "<image>\n[red] OCR: "][number % 3]
+        if number % 4 == 3:  # multi-turn: the prompt carries an earlier question and answer
+            records.append({"image": image, "conversations": [
+                {"from": "human", "value": prompt}, {"from": "gpt", "value": "earlier answer"},
+                {"from": "human", "value": "and again, slowly: "}, {"from": "gpt", "value": "x"}]})
+        else:
+            records.append(record(image, "x", prompt))
+    data = GotDataModule(
+        datasets=[DatasetSpec("mixed", str(write_json(tmp_path / "data.json", records)))], val_fraction=0.0,
+        image_mode="tiles", max_tiles=4, model_path=str(image_sensitive_model_dir),
+    )
+    data.setup("fit")
+    samples = [data.train_dataset[item] for item in range(len(records))]
+    batch = Collator()(samples)
+    prompts, _ = split_prompts(batch["input_ids"], batch["labels"])
+    assert len({len(prompt) for prompt in prompts}) >= 5 and len(set(batch["num_tiles"].tolist())) >= 3
+    module = GotLightningModule(str(image_sensitive_model_dir))
+    with torch.no_grad():
+        features = module.image_features(batch["pixel_values"])
+    model = module.got.eval()
+    args = GenerationArgs(max_new_tokens=16, no_repeat_ngram_size=3)
+    ours = generate_ids(model, prompts, features, args)
+    assert ours == one_page_at_a_time(model, samples, args)
+    assert len({tuple(answer) for answer in ours}) > 1
