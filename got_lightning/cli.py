@@ -50,7 +50,7 @@ class GotCLI(LightningCLI):
                 "checkpoint.save_last": True,
                 "trainer.use_distributed_sampler": False,
                 "trainer.callbacks": [
-                    {"class_path": "lightning.pytorch.callbacks.RichProgressBar"},
+                    {"class_path": "got_lightning.progress.GotProgressBar"},
                     {"class_path": "lightning.pytorch.callbacks.RichModelSummary", "init_args": {"max_depth": 2}},
                 ],
             }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
@@ -13,7 +14,7 @@ import torch
 from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy
 from lightning.pytorch.utilities import GradClipAlgorithmType
-from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from rich.console import Console
 from torchmetrics import MeanMetric
 from transformers.modeling_outputs import BaseModelOutputWithPooling
@@ -354,9 +355,14 @@ class GotLightningModule(L.LightningModule):
             return
         super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
-    @rank_zero_only
     def on_fit_start(self) -> None:
-        print_summary(count_parameters(self.got))
+        in_eval_mode = [name for name, module in self.named_modules() if not module.training]
+        frozen_tower = [name for name, _ in self.got.model.vision_tower.named_modules(prefix="got.model.vision_tower")]
+        if in_eval_mode and set(in_eval_mode) <= set(frozen_tower) and self.freezing.vision_tower:
+            # Expected: the frozen tower runs in eval mode, as upstream's does. Said once in the summary.
+            warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode", category=PossibleUserWarning)
+        if self.trainer.is_global_zero:
+            print_summary(count_parameters(self.got), frozen_tower_in_eval_mode=self.freezing.vision_tower)
 
     # ---- validation ----------------------------------------------------------------------------
 

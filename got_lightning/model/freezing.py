@@ -66,9 +66,10 @@ def count_parameters(model: GotOcr2ForConditionalGeneration) -> list[PartCount]:
     return counts
 
 
-def print_summary(counts: list[PartCount], console: Console | None = None) -> None:
+def print_summary(counts: list[PartCount], console: Console | None = None, frozen_tower_in_eval_mode: bool = False) -> None:
     """A rich table of trainable vs frozen parameters per part."""
-    table = Table(title="GOT parameters")
+    caption = "the frozen vision tower runs in eval mode, as upstream's does" if frozen_tower_in_eval_mode else None
+    table = Table(title="GOT parameters", caption=caption)
     for column in ("part", "trainable", "frozen"):
         table.add_column(column, justify="left" if column == "part" else "right")
     for count in counts:
