@@ -130,6 +130,11 @@ class RunCheckpoint(RunDirCheckpoint):
     """Periodic run checkpoints, saving the last one also when training ends between two
     `every_n_train_steps` saves."""
 
+    def saved_elsewhere(self, step: int) -> None:
+        """Another callback saved `last.ckpt` at `step` (a preemption checkpoint): the end of training
+        must not overwrite it, because a run stopped mid-epoch records its epoch as finished."""
+        self._last_global_step_saved = step
+
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.save_last and self._last_global_step_saved != trainer.global_step and not trainer.sanity_checking:
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))

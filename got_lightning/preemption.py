@@ -10,7 +10,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_info
 
-from got_lightning.checkpointing import LAST_NAME, checkpoint_dir
+from got_lightning.checkpointing import LAST_NAME, RunCheckpoint, checkpoint_dir
 from got_lightning.epoch_resume import at_window_boundary
 
 
@@ -46,6 +46,9 @@ class PreemptionCheckpoint(L.Callback):
             return
         path = checkpoint_dir(trainer.default_root_dir) / LAST_NAME
         trainer.save_checkpoint(path)
+        for callback in trainer.checkpoint_callbacks:
+            if isinstance(callback, RunCheckpoint):
+                callback.saved_elsewhere(trainer.global_step)
         rank_zero_info(
             f"{self.requested or 'stop signal'} received: saved {path} at step {trainer.global_step}; "
             "resume with --ckpt_path last"

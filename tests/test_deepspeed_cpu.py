@@ -56,6 +56,11 @@ def weights(root: Path) -> dict[str, torch.Tensor]:
 def assert_same_weights(a: dict, b: dict, **tolerance) -> None:
     assert a.keys() == b.keys()
     for name, tensor in a.items():
+        if name.endswith("k_proj.bias"):
+            # Softmax ignores a shift shared by all keys, so this bias's true gradient is zero: Adam
+            # divides the float noise left there by its own size and moves the bias by about the
+            # learning rate in a direction set by rounding, differently in any two runs.
+            continue
         torch.testing.assert_close(b[name].float(), tensor.float(), msg=name, **tolerance)
 
 

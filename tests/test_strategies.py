@@ -7,8 +7,6 @@ import pytest
 
 pytest.importorskip("deepspeed")
 
-import lightning as L  # noqa: E402
-
 from got_lightning.strategies import DeepSpeedConfigError, GotDeepSpeedStrategy, resolve_auto  # noqa: E402
 
 ZERO = Path(__file__).parent.parent / "zero_config"
@@ -36,11 +34,7 @@ def test_bnb_optimizers_are_allowed_and_fixed_accumulation_is_refused():
         resolve_auto({"optimizer": {"params": {"lr": "auto"}}}, "bf16-mixed", 1, 64, "adamw")
 
 
-def test_strategy_builds_from_the_json_file_and_refuses_cpu(tmp_path):
+def test_strategy_builds_from_the_json_file_and_keeps_frozen_weights_out():
     strategy = GotDeepSpeedStrategy(config=str(ZERO / "zero2.json"))
     assert strategy.exclude_frozen_parameters is True
     assert strategy.config["zero_optimization"]["stage"] == 2
-    trainer = L.Trainer(accelerator="cpu", devices=1, strategy=strategy, precision="bf16-mixed",
-                        default_root_dir=tmp_path, logger=False)
-    with pytest.raises(RuntimeError, match="only supported on CUDA"):
-        trainer.strategy.setup_environment()
