@@ -33,10 +33,14 @@ def write_jsonl(path: Path, records: list) -> Path:
     return path
 
 
+def executable() -> Path:
+    """The `got-lightning` console script installed beside this Python."""
+    return Path(sys.executable).parent / "got-lightning"
+
+
 def run_executable(*args: str, timeout: float = 600, **options) -> subprocess.CompletedProcess:
-    """`got-lightning ARGS` as a user types it: the console script installed beside this Python."""
-    executable = Path(sys.executable).parent / "got-lightning"
-    return subprocess.run([str(executable), *args], capture_output=True, text=True, timeout=timeout, **options)
+    """`got-lightning ARGS` as a user types it."""
+    return subprocess.run([str(executable()), *args], capture_output=True, text=True, timeout=timeout, **options)
 
 
 def to_original_key(key: str) -> str:
