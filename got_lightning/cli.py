@@ -9,6 +9,7 @@ from typing import Any
 
 import lightning as L
 
+from lightning.pytorch.callbacks import Callback, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from rich.console import Console
 
@@ -24,7 +25,7 @@ from got_lightning.checkpointing import (
 from got_lightning.commands import own
 from got_lightning.data.datamodule import GotDataModule
 from got_lightning.epoch_resume import ExactEpochResume
-from got_lightning.module import GotLightningModule, NonFiniteTrainingError, NothingScoredError
+from got_lightning.module import GotLightningModule, NonFiniteTrainingError, NothingScoredError, NothingToTrainError
 from got_lightning.preemption import PreemptionCheckpoint
 from got_lightning.prediction_writer import PredictionWriter
 from got_lightning.optional import MissingExtraError
@@ -55,6 +56,11 @@ class GotCLI(LightningCLI):
                 ],
             }
         )
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> L.Trainer:
+        if config.get("enable_progress_bar") is False:  # our default bar would contradict the user's choice
+            config = {**config, "callbacks": [c for c in config.get("callbacks") or [] if not isinstance(c, ProgressBar)]}
+        return super()._instantiate_trainer(config, callbacks)
 
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
         trainer = super().instantiate_trainer(**kwargs)
@@ -127,7 +133,7 @@ def run_lightning(argv: list[str]) -> int:
             save_config_kwargs={"overwrite": True},
             parser_kwargs={"prog": "got-lightning"},
         )
-    except (PreflightError, NoCheckpointError, MissingExtraError, NonFiniteTrainingError, NothingScoredError, *own.USER_ERRORS) as error:
+    except (PreflightError, NoCheckpointError, MissingExtraError, NonFiniteTrainingError, NothingScoredError, NothingToTrainError, *own.USER_ERRORS) as error:
         print(f"got-lightning: error: {error}", file=sys.stderr)
         return 2
     return 0

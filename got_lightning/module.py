@@ -50,6 +50,10 @@ class NonFiniteTrainingError(RuntimeError):
     """Too many consecutive optimizer steps with a NaN/inf loss or gradient."""
 
 
+class NothingToTrainError(RuntimeError):
+    """Too many consecutive optimizer steps without a single readable training sample."""
+
+
 class NothingScoredError(RuntimeError):
     """`validate`/`test` found no held-out sample it could score."""
 
@@ -86,12 +90,18 @@ class GotLightningModule(L.LightningModule):
         generation: Greedy decoding settings of validation.
         val_generate: Generate during validation and report CER (otherwise loss only).
         normalization: Text normalization applied to prediction and reference before scoring.
+        vision_batch_size: Most tiles the vision tower encodes in one call (none: a batch's tiles at
+            once). Each of its global-attention layers holds 12 x 4096 x 4096 scores per 1024-px tile
+            (about 0.8 GB in bf16, twice that while the softmax runs in fp32): lower it to bound
+            memory at large (eval) batches. Same features either way.
         cache_vision_features: Compute the frozen tower's output once per tile and reuse it (from
             the second epoch on); needs `freeze_vision_tower` (the data pipeline never augments).
         feature_cache: Where the cache lives (memory or a directory) and its size bound.
         max_nonfinite_steps: A step whose loss or gradient norm is NaN/inf is skipped (weights and
             optimizer state untouched) and counted; this many in a row stop the run with an error,
             leaving the last good checkpoint as it was.
+        max_empty_steps: This many optimizer steps in a row without one readable training sample
+            (every record of their batches bad) stop the run with the commonest reasons.
     """
 
     def __init__(
@@ -119,10 +129,12 @@ class GotLightningModule(L.LightningModule):
         compile: bool = False,
         generation: GenerationArgs | dict | None = None,
         val_generate: bool = True,
+        vision_batch_size: int | None = None,
         normalization: TextNormalization | dict | None = None,
         cache_vision_features: bool = False,
         feature_cache: FeatureCacheArgs | dict | None = None,
         max_nonfinite_steps: int = 10,
+        max_empty_steps: int = 10,
     ) -> None:
         super().__init__()
         lora = LoraArgs(**lora) if isinstance(lora, dict) else lora
@@ -169,6 +181,8 @@ class GotLightningModule(L.LightningModule):
         self._window_samples = 0
         self._window_input_tokens = 0
         self._window_skipped = 0
+        self._window_reasons: list[str] = []
+        self.empty_in_a_row = 0
         self.nonfinite_in_a_row = 0
         self.nonfinite_total = 0
         self.loaded_step = 0
@@ -193,11 +207,22 @@ class GotLightningModule(L.LightningModule):
         pixel_values = pixel_values.to(dtype)
         if self.feature_cache is not None:
             with torch.no_grad():
-                vision = self.feature_cache.features(pixel_values, lambda tiles: tower(tiles).last_hidden_state)
+                vision = self.feature_cache.features(pixel_values, self._encode_tiles)
         else:
             with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freezing.vision_tower):
-                vision = tower(pixel_values).last_hidden_state
+                vision = self._encode_tiles(pixel_values)
         return self.got.model.multi_modal_projector(vision)
+
+    def _encode_tiles(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """The vision tower's output, `vision_batch_size` tiles per call."""
+        tower = self.got.model.vision_tower
+        chunk = self.hparams.vision_batch_size
+        if not chunk or len(pixel_values) <= chunk:
+            return tower(pixel_values).last_hidden_state
+        vision = torch.cat([tower(tiles).last_hidden_state for tiles in pixel_values.split(chunk)])
+        # The tower hands out NHWC memory viewed as NCHW: keep that layout, so the projector's
+        # arithmetic is the same as for one call.
+        return vision.contiguous(memory_format=torch.channels_last) if vision.dim() == 4 else vision
 
     def hidden_states(self, batch: dict[str, Any], features: torch.Tensor | None = None) -> torch.Tensor:
         """Last hidden states of a batch; pass its `image_features` when they are already computed."""
@@ -246,6 +271,7 @@ class GotLightningModule(L.LightningModule):
         else:
             loss_sum = self._zero_loss()
         self._window_skipped += len(batch["problems"])
+        self._window_reasons += [problem["reason"] for problem in batch["problems"]]
         self._window_loss = self._window_loss.to(self.device) + loss_sum.detach().float()
         if window.ends:
             self._log_window(window_tokens)
@@ -257,6 +283,7 @@ class GotLightningModule(L.LightningModule):
         self._window_samples = 0
         self._window_input_tokens = 0
         self._window_skipped = 0
+        self._window_reasons = []
 
     def _log_window(self, window_tokens: torch.Tensor) -> None:
         strategy = self.trainer.strategy
@@ -275,11 +302,23 @@ class GotLightningModule(L.LightningModule):
         self.log("train/supervised_tokens_per_s", window_tokens / seconds, batch_size=1)
         if counts[2]:
             self.log("train/skipped_samples", counts[2], reduce_fx="sum", batch_size=1)
+        self._check_not_empty(int(counts[0]))
         if self.feature_cache is not None:
             looked_up = max(self.feature_cache.hits + self.feature_cache.misses, 1)
             self.log("train/feature_cache_hit_rate", self.feature_cache.hits / looked_up, batch_size=1)
         groups = self.trainer.optimizers[0].param_groups
         self.log("lr", next((g for g in groups if g.get("part") == "model"), groups[0])["lr"], prog_bar=True, batch_size=1)
+
+    def _check_not_empty(self, samples: int) -> None:
+        """Stop a run whose batches have held no readable sample for too long (a wrong image_root, say):
+        its steps would train nothing while it reports success. `samples` is the same on every rank."""
+        self.empty_in_a_row = 0 if samples else self.empty_in_a_row + 1
+        if self.empty_in_a_row >= self.hparams.max_empty_steps:
+            raise NothingToTrainError(
+                f"{self.empty_in_a_row} optimizer steps in a row had no training sample that could be read "
+                f"(up to step {self.trainer.global_step}; {commonest_reasons(self._window_reasons) or 'empty batches'}); "
+                "check the datasets with `got-lightning data check --config ...`"
+            )
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         if is_deepspeed(self.trainer.strategy):  # the engine holds the gradients: see optimizer_step

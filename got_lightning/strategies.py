@@ -25,6 +25,7 @@ BNB_OPTIMIZERS = ("adamw8bit", "paged_adamw8bit")
 # use, under a lock that a killed build leaves behind (later runs then wait forever). gloo does the
 # same reductions; CPU runs are for trying a recipe, not for speed.
 SHM_COMM_OP = "deepspeed_shm_comm"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 class DeepSpeedConfigError(ValueError):
@@ -76,6 +77,15 @@ def _walk(node: Any, prefix: str = ""):
         yield prefix.rstrip("."), node
 
 
+def find_config_file(config: Any) -> Any:
+    """A relative DeepSpeed JSON path from the working directory, else from the project folder (so
+    `zero_config/zero2.json` in a recipe works from any directory); anything else as given."""
+    if not isinstance(config, (str, Path)) or Path(config).is_absolute() or Path(config).exists():
+        return config
+    in_project = PROJECT_ROOT / config
+    return str(in_project) if in_project.is_file() else config
+
+
 def use_deepspeed_cpu_accelerator() -> None:
     """Point DeepSpeed at its CPU accelerator (gloo when oneCCL is absent) without the JIT-built
     shared-memory op, also on a machine that has a GPU."""
@@ -102,8 +112,10 @@ class GotDeepSpeedStrategy(DeepSpeedStrategy):
     every optimizer step, the last partial window of an epoch included.
     """
 
-    def __init__(self, *args: Any, exclude_frozen_parameters: bool = True, **kwargs: Any) -> None:
-        super().__init__(*args, exclude_frozen_parameters=exclude_frozen_parameters, **kwargs)
+    def __init__(
+        self, *args: Any, config: str | Path | dict[str, Any] | None = None, exclude_frozen_parameters: bool = True, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, config=find_config_file(config), exclude_frozen_parameters=exclude_frozen_parameters, **kwargs)
 
     @property
     def on_cpu(self) -> bool:

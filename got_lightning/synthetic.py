@@ -47,6 +47,7 @@ class PageStyle:
         min_chars: Fewest characters per line.
         max_chars: Most characters per line.
         script: `digits`, `latin` or `cjk` (needs a CJK font on the machine).
+        fallback_script: Drawn instead of `cjk` when no CJK font is installed (none: fail).
         layout: `horizontal`, or `vertical` columns read right to left like guji pages.
         line_break: Text put between lines in the transcript ("" like the user story's labels).
         char_width: Draw horizontal text monospaced, each character centred in a cell this wide
@@ -60,6 +61,7 @@ class PageStyle:
     min_chars: int = 3
     max_chars: int = 5
     script: Script = "digits"
+    fallback_script: Script | None = None
     layout: Layout = "horizontal"
     line_break: str = ""
     char_width: int | None = None
@@ -79,11 +81,23 @@ class SyntheticSpec(PageStyle):
     seed: int = 0
 
 
+def installed_font(script: Script) -> Path | None:
+    """The first installed TrueType font able to draw the script."""
+    return next((Path(path) for path in FONT_CANDIDATES["cjk" if script == "cjk" else "latin"] if Path(path).is_file()), None)
+
+
+def drawn_script(style: PageStyle) -> Script:
+    """The style's script, or its fallback when the script needs a font the machine lacks."""
+    if style.script == "cjk" and style.fallback_script is not None and installed_font("cjk") is None:
+        return style.fallback_script
+    return style.script
+
+
 def find_font(script: Script, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     """A TrueType font able to draw the script; raise if a CJK font is needed and none is installed."""
-    for path in FONT_CANDIDATES["cjk" if script == "cjk" else "latin"]:
-        if Path(path).is_file():
-            return ImageFont.truetype(path, size)
+    path = installed_font(script)
+    if path is not None:
+        return ImageFont.truetype(str(path), size)
     if script == "cjk":
         raise FileNotFoundError("no CJK font found; install one (e.g. fonts-noto-cjk) to render CJK pages")
     return ImageFont.load_default(size)
@@ -124,8 +138,9 @@ def make_dataset(
     output = Path(output)
     (output / "images").mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    font = find_font(style.script, style.font_size)
-    alphabet = ALPHABETS[style.script]
+    script = drawn_script(style)
+    font = find_font(script, style.font_size)
+    alphabet = ALPHABETS[script]
     records = []
     for number in range(count):
         lines = [

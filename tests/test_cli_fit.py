@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from got_lightning.cli import main
+from tests.helpers import run_executable
 from tests.training_helpers import fit_config
 
 
@@ -112,3 +113,15 @@ def test_checkpoints_fall_on_accumulation_window_ends_and_resume_exactly(micro_m
     straight, again = trained_state(run)["state_dict"], trained_state(tmp_path / "resumed")["state_dict"]
     for name, tensor in straight.items():
         torch.testing.assert_close(again[name], tensor, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_a_run_whose_every_training_image_is_unreadable_stops_with_the_reason(micro_model_dir, digit_pages, tmp_path):
+    # A wrong image_root: every record is skipped, so the run would train on nothing yet finish.
+    datasets = [{"name": "digits", "annotations": str(digit_pages / "data.json"), "image_root": str(tmp_path / "elsewhere")}]
+    config = fit_config(tmp_path / "c.yaml", digit_pages, micro_model_dir, tmp_path / "run",
+                        data={"datasets": datasets}, model={"max_empty_steps": 3})
+    result = run_executable("fit", "--config", str(config), "--trainer.max_steps", "20")
+    assert result.returncode == 2, result.stderr[-3000:]
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("got-lightning: error: 3 optimizer steps in a row had no training sample that could be read")
+    assert "x image file not found" in last_line and "Traceback" not in result.stderr

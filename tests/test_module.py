@@ -130,3 +130,21 @@ def test_gradients_are_clipped_with_the_fused_optimizer_under_any_precision(micr
     assert module.trainer.optimizers[0].defaults["fused"]
     assert norms["before"] > 0.1
     assert norms["stepped"] == pytest.approx(0.01, rel=1e-3)
+
+
+@pytest.mark.parametrize("freeze_vision_tower", [True, False])
+def test_encoding_tiles_in_small_chunks_gives_the_same_loss_and_gradients(freeze_vision_tower, micro_model_dir, digit_pages):
+    data = datamodule(digit_pages, micro_model_dir, batch_size=5)
+    data.setup("fit")
+    batch = next(iter(data.train_dataloader()))
+    results = []
+    for chunk in (None, 2):
+        module = GotLightningModule(str(micro_model_dir), freeze_vision_tower=freeze_vision_tower, vision_batch_size=chunk)
+        loss, _ = module.loss_sum(batch)
+        loss.backward()
+        results.append((loss.detach(), {n: p.grad for n, p in module.named_parameters() if p.grad is not None}))
+    (whole, whole_grads), (chunked, chunked_grads) = results
+    torch.testing.assert_close(chunked, whole, rtol=1e-6, atol=1e-6)
+    assert chunked_grads.keys() == whole_grads.keys() and any("vision_tower" in n for n in whole_grads) != freeze_vision_tower
+    for name, gradient in whole_grads.items():
+        torch.testing.assert_close(chunked_grads[name], gradient, rtol=1e-5, atol=1e-7, msg=name)
