@@ -77,15 +77,19 @@ class RunDirCheckpoint(ModelCheckpoint):
     """`ModelCheckpoint` writing to `<trainer.default_root_dir>/checkpoints` unless `dirpath` is set,
     so every run of a config finds its checkpoints in the same place whatever logger version it gets.
     It never saves in the middle of an accumulation window (the partial gradients are not saved,
-    so such a checkpoint would not resume exactly): that save is skipped with a warning."""
+    so such a checkpoint would not resume exactly): a validation there is not saved, with a warning."""
 
-    def _should_skip_saving_checkpoint(self, trainer: L.Trainer) -> bool:
-        if super()._should_skip_saving_checkpoint(trainer):
-            return True
-        if trainer.state.fn == "fit" and trainer.fit_loop.epoch_loop.batch_progress.current.ready and not at_window_boundary(trainer):
+    def on_train_batch_end(self, trainer: L.Trainer, *args, **kwargs) -> None:
+        # Between two optimizer steps nothing new is due (the step count has not moved), and a save
+        # that is due by time waits for the window's end.
+        if at_window_boundary(trainer):
+            super().on_train_batch_end(trainer, *args, **kwargs)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.state.fn == "fit" and not trainer.sanity_checking and not at_window_boundary(trainer):
             rank_zero_warn(f"{type(self).__name__}: no checkpoint in the middle of an accumulation window (step {trainer.global_step})")
-            return True
-        return False
+            return
+        super().on_validation_end(trainer, pl_module)
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self.dirpath is None:
