@@ -42,6 +42,7 @@ class GotCLI(LightningCLI):
         parser.add_lightning_class_args(PredictionWriter, "predict_output")
         parser.add_lightning_class_args(PreemptionCheckpoint, "preemption")
         parser.link_arguments("model.model_path", "data.model_path")
+        parser.link_arguments("model.revision", "data.model_revision")
         parser.add_argument(
             "--validate_before_fit", type=bool, default=False,
             help="Validate the untrained model first, to print the held-out CER before training",

@@ -10,7 +10,7 @@ from got_lightning.model.loading import save_model_dir
 from got_lightning.module import GotLightningModule
 
 
-def module_from_checkpoint(path: str | Path, model_path: str | None = None) -> GotLightningModule:
+def module_from_checkpoint(path: str | Path, model_path: str | None = None, revision: str | None = None) -> GotLightningModule:
     """The LightningModule of a checkpoint: base weights from its model directory (or `model_path`),
     then the checkpoint's trained weights on top."""
     checkpoint = read_checkpoint(path)
@@ -19,6 +19,8 @@ def module_from_checkpoint(path: str | Path, model_path: str | None = None) -> G
     hparams = {k: v for k, v in checkpoint.get("hyper_parameters", {}).items() if k in accepted}
     if model_path is not None:
         hparams["model_path"] = model_path
+    if revision is not None:
+        hparams["revision"] = revision
     if "model_path" not in hparams:
         raise ValueError(f"{path} has no hyper_parameters.model_path; pass --model_path")
     hparams["gradient_checkpointing"] = False
@@ -28,8 +30,8 @@ def module_from_checkpoint(path: str | Path, model_path: str | None = None) -> G
     return module.eval()
 
 
-def export(ckpt: str | Path, output: str | Path, model_path: str | None = None) -> Path:
+def export(ckpt: str | Path, output: str | Path, model_path: str | None = None, revision: str | None = None) -> Path:
     """Write config, full safetensors weights (frozen ones included, LoRA merged), tokenizer and
     processor config to `output`."""
-    module = module_from_checkpoint(ckpt, model_path)
+    module = module_from_checkpoint(ckpt, model_path, revision)
     return save_model_dir(module.merged_model(), module.tokenizer, output)

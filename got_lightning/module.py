@@ -28,7 +28,9 @@ from got_lightning.model.output_head import OutputHead, generation_head
 from got_lightning.metrics import OcrMetrics, TextNormalization
 from got_lightning.model.feature_cache import FeatureCacheArgs, VisionFeatureCache, tower_fingerprint
 from got_lightning.model.freezing import Freezing, count_parameters, print_summary
-from got_lightning.model.loading import ModelDirError, ensure_model_dir, load_model
+from got_lightning.model.hub import DEFAULT_REVISION, resolve_model_path
+from got_lightning.model.loading import ensure_model_dir, load_model
+from got_lightning.model.model_dir import ModelDirError
 from got_lightning.model.lora import LoraArgs, add_lora, merge_lora
 from got_lightning.model.loss import supervised_loss_sum
 from got_lightning.model.optim import (
@@ -62,7 +64,9 @@ class GotLightningModule(L.LightningModule):
     """GOT-OCR2.0 (transformers' `GotOcr2ForConditionalGeneration`) fine-tuning.
 
     Args:
-        model_path: Local model directory, transformers or original GOT format.
+        model_path: Local model directory (transformers or original GOT format) or a Hugging Face Hub
+            id such as `stepfun-ai/GOT-OCR-2.0-hf` (resolved through the hub's cache).
+        revision: Branch, tag or commit of a hub id.
         init_preset: When `model_path` does not exist, build a random model of this preset there
             (`tiny`, `micro`, `got`) with the real GOT tokenizer.
         init_seed: Seed of that random model (same seed, same weights).
@@ -107,6 +111,7 @@ class GotLightningModule(L.LightningModule):
     def __init__(
         self,
         model_path: str,
+        revision: str = DEFAULT_REVISION,
         init_preset: str | None = None,
         init_seed: int = 0,
         freeze_vision_tower: bool = True,
@@ -150,11 +155,12 @@ class GotLightningModule(L.LightningModule):
         self.hparams["normalization"] = asdict(normalization or TextNormalization())
         self.hparams["feature_cache"] = asdict(feature_cache or FeatureCacheArgs())
         ensure_model_dir(model_path, init_preset, init_seed)
-        if not Path(model_path).exists():
+        model_dir = resolve_model_path(model_path, revision)
+        if not model_dir.exists():
             raise ModelDirError(f"model directory {model_path} does not exist (set model.init_preset to build one)")
-        self.got = load_model(model_path)
+        self.got = load_model(model_dir)
         set_text_attention(self.got, attn_implementation)
-        self.tokenizer = load_tokenizer(model_path)
+        self.tokenizer = load_tokenizer(model_dir)
         self.freezing = Freezing(freeze_vision_tower, freeze_projector, freeze_language_model or lora is not None)
         self.freezing.apply(self.got)
         if lora is not None:

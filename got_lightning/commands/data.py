@@ -20,6 +20,7 @@ from got_lightning.data.datamodule import GotDataModule
 from got_lightning.data.dataset import GotDataset, Source
 from got_lightning.data.errors import Problem
 from got_lightning.data.index import build_index
+from got_lightning.model.hub import DEFAULT_REVISION
 from got_lightning.model.loading import ensure_model_dir
 from got_lightning.tokens import IGNORE_INDEX, IMG_PAD_ID
 
@@ -35,6 +36,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         parser.add_argument("--annotations", help="annotation file (JSON list or JSONL)")
         parser.add_argument("--image-root", "--image_root", dest="image_root", help="folder image paths are relative to")
         parser.add_argument("--image-mode", "--image_mode", dest="image_mode", choices=("resize", "pad", "tiles"))
+        parser.add_argument("--model_path", "--model-path", dest="model_path",
+                            help="model folder or hub id whose tokenizer and tile size to use (default: the config's model)")
+        parser.add_argument("--revision", help="branch, tag or commit of a hub id (default: the config's, else main)")
         parser.add_argument("--json", action="store_true", help="print one JSON object")
         if name == "check":
             parser.add_argument("--workers", type=int, default=0, help="worker processes reading images")
@@ -46,13 +50,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _data_module(args: argparse.Namespace) -> GotDataModule:
     if args.config:
         data, model = read_sections(args.config)
-        data.setdefault("model_path", model.get("model_path"))
-        if model.get("model_path"):
+        if model.get("model_path") and not args.model_path:
             ensure_model_dir(model["model_path"], model.get("init_preset"), model.get("init_seed", 0))
     elif args.annotations:
         data = {"datasets": [{"name": Path(args.annotations).stem, "annotations": args.annotations, "image_root": args.image_root}]}
+        model = {}
     else:
         raise SystemExit("give --config CFG or --annotations FILE [--image-root DIR]")
+    data["model_path"] = args.model_path or model.get("model_path") or data.get("model_path")
+    data["model_revision"] = args.revision or model.get("revision") or data.get("model_revision", DEFAULT_REVISION)
     if args.image_mode:
         data["image_mode"] = args.image_mode
     data["datasets"] = [DatasetSpec(**spec) if isinstance(spec, dict) else spec for spec in data.get("datasets", [])]

@@ -6,6 +6,7 @@ import argparse
 
 from rich.console import Console
 
+from got_lightning.model.hub import fetch_model_dir
 from got_lightning.model.loading import convert_model_dir, init_model_dir
 from got_lightning.model.presets import PRESETS
 
@@ -16,12 +17,15 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     init.add_argument("--output", required=True, help="directory to write (transformers format)")
     init.add_argument("--seed", type=int, default=0, help="same seed, same weights")
     convert = subparsers.add_parser("convert", help="original GOT checkpoint (GOTQwenForCausalLM) to transformers")
-    convert.add_argument("--input", required=True, help="original-format directory (weights + qwen.tiktoken)")
+    convert.add_argument("--input", required=True, help="original-format directory (weights + qwen.tiktoken) or hub id")
+    convert.add_argument("--revision", help="branch, tag or commit when --input is a hub id (default: main)")
     convert.add_argument("--output", required=True, help="directory to write (transformers format)")
     export = subparsers.add_parser("export", help="training checkpoint to a stock transformers model directory")
     export.add_argument("--ckpt", required=True, help="Lightning .ckpt file or DeepSpeed checkpoint directory")
     export.add_argument("--output", required=True, help="directory to write")
-    export.add_argument("--model_path", "--model-path", dest="model_path", help="base model directory if it moved")
+    export.add_argument("--model_path", "--model-path", dest="model_path",
+                        help="base model folder or hub id, if not the one the checkpoint names")
+    export.add_argument("--revision", help="branch, tag or commit of that hub id")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,10 +33,10 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "init":
         output = init_model_dir(args.preset, args.output, args.seed)
     elif args.command == "convert":
-        output = convert_model_dir(args.input, args.output)
+        output = convert_model_dir(fetch_model_dir(args.input, args.revision), args.output)
     else:
         from got_lightning.export import export
 
-        output = export(args.ckpt, args.output, args.model_path)
+        output = export(args.ckpt, args.output, args.model_path, args.revision)
     console.print(f"wrote {output}")
     return 0

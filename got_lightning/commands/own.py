@@ -10,7 +10,7 @@ from got_lightning.commands import data as data_command
 from got_lightning.commands import model as model_command
 from got_lightning.config_file import ConfigError
 from got_lightning.data.errors import AnnotationFileError
-from got_lightning.model.loading import ModelDirError
+from got_lightning.model.model_dir import ModelDirError
 from got_lightning.model.original import ConversionError
 
 COMMANDS = ("data", "init", "convert", "export", "compare")

@@ -26,6 +26,7 @@ from got_lightning.data.sample import SampleBuilder
 from got_lightning.data.sampler import ShardSampler, TrainBatchSampler
 from got_lightning.data.split import repeat_positions, split_positions
 from got_lightning.data.windows import WindowLoader
+from got_lightning.model.hub import DEFAULT_REVISION, resolve_model_path
 from got_lightning.synthetic import materialize
 from got_lightning.tokenizer import load_tokenizer
 
@@ -66,7 +67,8 @@ class GotDataModule(L.LightningDataModule):
         jpeg_draft: 0 decodes JPEGs at full resolution (pixels within 0.05 of transformers' processor);
             N > 0 lets libjpeg-turbo decode at a reduced scale that stays N times larger than the resize
             target (faster still on big scans, but no longer within that tolerance at text edges).
-        model_path: Model directory whose tokenizer and image size to use (none: the real GOT's).
+        model_path: Model directory or hub id whose tokenizer and image size to use (none: the real GOT's).
+        model_revision: Branch, tag or commit when `model_path` is a hub id.
         predict_input: What `predict` reads: a folder of images, a list file (one image path per line)
             or an annotation file (its prompts are used and its answers kept as references).
         predict_prompt: The prompt `predict` asks of folder and list images.
@@ -91,6 +93,7 @@ class GotDataModule(L.LightningDataModule):
         max_image_pixels: int | None = Image.MAX_IMAGE_PIXELS,
         jpeg_draft: float = 0.0,
         model_path: str | None = None,
+        model_revision: str = DEFAULT_REVISION,
         predict_input: str | None = None,
         predict_prompt: PredictPrompt | dict | None = None,
     ) -> None:
@@ -112,6 +115,7 @@ class GotDataModule(L.LightningDataModule):
         self.strict = strict
         self.allow_outside_root = allow_outside_root
         self.model_path = model_path
+        self.model_revision = model_revision
         self.image_mode = image_mode
         self.min_tiles = min_tiles
         self.max_tiles = max_tiles
@@ -126,9 +130,14 @@ class GotDataModule(L.LightningDataModule):
         self.held_out_problems: list[Problem] = []
 
     @cached_property
+    def model_dir(self) -> Path | None:
+        """The local folder of `model_path` (a hub id resolved through the hub's cache)."""
+        return None if self.model_path is None else resolve_model_path(self.model_path, self.model_revision)
+
+    @cached_property
     def geometry(self) -> ImageGeometry:
         """Read from the model directory when first needed (the model may be built after this module)."""
-        return ImageGeometry.from_model_dir(self.model_path)
+        return ImageGeometry.from_model_dir(self.model_dir)
 
     @cached_property
     def pages(self) -> PageProcessor:
@@ -143,7 +152,7 @@ class GotDataModule(L.LightningDataModule):
 
     @cached_property
     def tokenizer(self):
-        return load_tokenizer(self.model_path)
+        return load_tokenizer(self.model_dir)
 
     @cached_property
     def builder(self) -> SampleBuilder:

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors.torch import load_file
 from transformers import GotOcr2ForConditionalGeneration, GotOcr2Processor, PreTrainedTokenizerBase
 from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
 
+from got_lightning.model.model_dir import ModelDirError, is_transformers_dir, publish_once, read_config
 from got_lightning.model.original import (
     ConversionError,
     convert_state_dict,
@@ -25,25 +21,6 @@ from got_lightning.model.presets import random_model
 from got_lightning.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
-
-TRANSFORMERS_MODEL_TYPE = "got_ocr2"
-
-
-class ModelDirError(FileNotFoundError):
-    """A model directory that is missing or holds no usable GOT model."""
-
-
-def read_config(model_dir: Path) -> dict[str, Any]:
-    config_file = model_dir / "config.json"
-    if not config_file.is_file():
-        raise ModelDirError(f"{model_dir} has no config.json: not a model directory")
-    return json.loads(config_file.read_text(encoding="utf-8"))
-
-
-def is_transformers_dir(model_dir: str | Path) -> bool:
-    """Whether a directory holds a transformers-format `got_ocr2` model."""
-    return read_config(Path(model_dir)).get("model_type") == TRANSFORMERS_MODEL_TYPE
-
 
 def read_weights(model_dir: Path) -> dict[str, torch.Tensor]:
     """Every tensor of a directory's safetensors or (weights-only) PyTorch weight files."""
@@ -129,17 +106,6 @@ def convert_model_dir(source: str | Path, output: str | Path) -> Path:
 
 
 def ensure_model_dir(model_path: str, preset: str | None, seed: int) -> None:
-    """Build the preset at `model_path` when the directory does not exist yet (atomically, so
-    several processes may race)."""
-    path = Path(model_path)
-    if path.exists() or preset is None:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
-    init_model_dir(preset, staging, seed)
-    try:
-        os.rename(staging, path)
-    except OSError:
-        shutil.rmtree(staging, ignore_errors=True)
-        if not path.exists():
-            raise
+    """Build the preset at `model_path` when the directory does not exist yet."""
+    if preset is not None:
+        publish_once(Path(model_path), lambda staging: init_model_dir(preset, staging, seed))
