@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shlex
 import sys
 from typing import Any
 
@@ -58,6 +59,10 @@ class GotCLI(LightningCLI):
             }
         )
 
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        self.command_line = shlex.join(["got-lightning", *(sys.argv[1:] if args is None else args)])
+        super().parse_arguments(parser, args)
+
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> L.Trainer:
         if config.get("enable_progress_bar") is False:  # our default bar would contradict the user's choice
             config = {**config, "callbacks": [c for c in config.get("callbacks") or [] if not isinstance(c, ProgressBar)]}
@@ -80,6 +85,7 @@ class GotCLI(LightningCLI):
         return count
 
     def before_fit(self) -> None:
+        self.model.run_record.command = self.command_line
         check_writable(self.trainer.default_root_dir)
         check_annotations(self.datamodule.specs)
         trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)

@@ -41,10 +41,16 @@ class ExactEpochResume(L.Callback):
         if not loop:
             return
         epochs, batches = loop["epoch_progress"], loop["epoch_loop.batch_progress"]
-        if not batches.get("is_last_batch") or batches["total"]["processed"] != batches["total"]["ready"]:
+        if batches["total"]["processed"] != batches["total"]["ready"]:
             return
-        # Written after an epoch's last batch: right then, at the epoch's end, or when training
-        # ended there. Restore each as the first of these, whose resume the repairs here make exact.
+        after_last_batch = batches.get("is_last_batch")
+        # Training that stopped mid-epoch (max_steps, a stop request) and saved when it ended: Lightning
+        # had closed the epoch as if it were finished, so the resume would skip the rest of it.
+        closed_mid_epoch = not after_last_batch and epochs["total"]["completed"] == epochs["total"]["started"] > 0
+        if not (after_last_batch or closed_mid_epoch):
+            return
+        # Restore each as a checkpoint written right after its last batch, whose resume is exact
+        # (with the repairs here for the epoch-end case).
         for kind in ("total", "current"):
             epochs[kind]["processed"] = epochs[kind]["completed"] = epochs[kind]["started"] - 1
             batches[kind]["completed"] = batches[kind]["processed"] - 1

@@ -26,6 +26,7 @@ from got_lightning.generation import GenerationArgs, decode, generate_ids, split
 from got_lightning.model.kernels import AttentionName, compile_text_layers, set_text_attention
 from got_lightning.model.output_head import OutputHead, generation_head
 from got_lightning.metrics import OcrMetrics, TextNormalization
+from got_lightning.model_card import CARD_KEY, RunRecord, held_out_summary
 from got_lightning.model.feature_cache import FeatureCacheArgs, VisionFeatureCache, tower_fingerprint
 from got_lightning.model.freezing import Freezing, count_parameters, print_summary
 from got_lightning.model.hub import DEFAULT_REVISION, resolve_model_path
@@ -192,6 +193,7 @@ class GotLightningModule(L.LightningModule):
         self.nonfinite_in_a_row = 0
         self.nonfinite_total = 0
         self.loaded_step = 0
+        self.run_record = RunRecord()
         self.train()
 
     @property
@@ -548,6 +550,8 @@ class GotLightningModule(L.LightningModule):
             "global_step": self.global_step if self.trainer.state.fn == "fit" else self.loaded_step,
         }
         predictions, metrics_path = write_results(self.results_dir(), records, metrics)
+        if self.trainer.state.fn == "fit":
+            self.run_record.held_out = held_out_summary(metrics)
         console = Console()
         reasons = commonest_reasons([problem["reason"] for problem in skipped])
         if not scored:
@@ -574,6 +578,10 @@ class GotLightningModule(L.LightningModule):
         frozen = self.frozen_state_keys()
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k not in frozen}
         checkpoint["rng_states"] = capture_rng_states()
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None:
+            self.run_record.datasets = [spec.name for spec in datamodule.specs]
+        checkpoint[CARD_KEY] = self.run_record.to_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.loaded_step = int(checkpoint.get("global_step", 0))
@@ -582,6 +590,7 @@ class GotLightningModule(L.LightningModule):
             self._check_checkpoint_keys(checkpoint["state_dict"])
         if "rng_states" in checkpoint:  # rank 0's states: every rank resumes from them
             restore_rng_states(checkpoint["rng_states"])
+        self.run_record = RunRecord.of_checkpoint(checkpoint)
 
     def _check_checkpoint_keys(self, state_dict: dict[str, Any]) -> None:
         expected = set(self.state_dict()) - self.frozen_state_keys()

@@ -61,6 +61,12 @@ def resolve_auto(config: dict[str, Any], precision: str, micro_batch_size: int, 
     for key, value in sizes.items():
         if zero.get(key) == AUTO:
             zero[key] = value
+    if "optimizer" in config or "scheduler" in config:
+        raise DeepSpeedConfigError(
+            "remove the optimizer/scheduler section from the DeepSpeed JSON: DeepSpeed would build its own "
+            "optimizer over all parameters (no decay groups, no per-part learning rates, JIT-compiled kernels); "
+            "set model.optimizer, model.learning_rate and model.lr_scheduler instead"
+        )
     left = [path for path, value in _walk(config) if value == AUTO]
     if left:
         raise DeepSpeedConfigError(f"cannot resolve 'auto' for {', '.join(left)} in the DeepSpeed JSON")
@@ -125,6 +131,11 @@ class GotDeepSpeedStrategy(DeepSpeedStrategy):
         if not self.on_cpu:
             super().setup_environment()
             return
+        if str(self.precision_plugin.precision).startswith("16"):
+            raise DeepSpeedConfigError(
+                f"trainer.precision {self.precision_plugin.precision}: DeepSpeed's CPU accelerator has no fp16; "
+                "use bf16-mixed (as the GPU recipes do) or 32-true"
+            )
         use_deepspeed_cpu_accelerator()
         DDPStrategy.setup_environment(self)
 

@@ -125,3 +125,19 @@ def test_a_run_whose_every_training_image_is_unreadable_stops_with_the_reason(mi
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("got-lightning: error: 3 optimizer steps in a row had no training sample that could be read")
     assert "x image file not found" in last_line and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("max_epochs", [-1, 1])
+def test_a_last_checkpoint_written_where_max_steps_ended_mid_epoch_resumes_mid_epoch(max_epochs, micro_model_dir, digit_pages, tmp_path):
+    # No periodic save falls on step 3: last.ckpt is written when training ends there, after which
+    # Lightning counts the epoch (11 batches) as finished although only 3 of its batches ran.
+    common = {"trainer": {"max_epochs": max_epochs}, "model": {"lr_schedule_steps": 6}, "checkpoint": {"every_n_train_steps": 100}}
+    straight = fit_config(tmp_path / "a.yaml", digit_pages, micro_model_dir, tmp_path / "a", **common)
+    halves = fit_config(tmp_path / "b.yaml", digit_pages, micro_model_dir, tmp_path / "b", **common)
+    assert main(["fit", "--config", str(straight), "--trainer.max_steps", "6"]) == 0
+    assert main(["fit", "--config", str(halves), "--trainer.max_steps", "3"]) == 0
+    assert main(["fit", "--config", str(halves), "--trainer.max_steps", "6", "--ckpt_path", "last"]) == 0
+    a, b = trained_state(tmp_path / "a"), trained_state(tmp_path / "b")
+    assert a["global_step"] == b["global_step"] == 6
+    for name, tensor in a["state_dict"].items():
+        torch.testing.assert_close(b["state_dict"][name], tensor, rtol=1e-5, atol=1e-6, msg=name)

@@ -299,3 +299,10 @@ def test_two_nodes_of_one_device_fit_and_resume_like_two_devices_on_one_node(run
     # Same ranks, batches and reductions; gloo over TCP between "nodes" may sum in another order.
     assert_same_weights(weights(runs.straight("zero2")), weights(tmp_path / "nodes"), across_strategies=True)
     assert logged(tmp_path / "nodes", "train/loss") == pytest.approx(logged(runs.straight("zero2"), "train/loss"), rel=1e-5)
+
+
+def test_fp16_on_cpu_ranks_is_one_clear_line(digit_pages, micro_model_dir, tmp_path):
+    path = config(tmp_path, digit_pages, micro_model_dir, "fp16", trainer={"precision": "16-mixed"})
+    result = run_executable("fit", "--config", str(path), *strategy("zero2"), "--trainer.max_steps", "1")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "DeepSpeed's CPU accelerator has no fp16; use bf16-mixed" in result.stderr.strip().splitlines()[-1]

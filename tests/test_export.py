@@ -1,12 +1,17 @@
 """`got-lightning export`: a Lightning checkpoint becomes a stock transformers directory."""
 
+import json
+
+import pytest
 import torch
+import yaml
 from safetensors import safe_open
 from transformers import AutoProcessor, GotOcr2ForConditionalGeneration
 
 from got_lightning.cli import main
 from got_lightning.export import module_from_checkpoint
 from got_lightning.model.loading import load_model
+from tests.helpers import run_executable
 from tests.training_helpers import datamodule, fit_config
 
 
@@ -43,3 +48,26 @@ def test_export_merges_lora_keeps_frozen_weights_and_gives_the_same_logits(micro
         theirs = exported(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                           pixel_values=batch["pixel_values"]).logits
     torch.testing.assert_close(theirs, ours, rtol=1e-4, atol=1e-4)
+
+
+def test_the_export_carries_a_model_card_for_the_hub(micro_model_dir, digit_pages, tmp_path):
+    run = tmp_path / "run"
+    config = fit_config(tmp_path / "c.yaml", digit_pages, micro_model_dir, run,
+                        trainer={"limit_val_batches": 1.0, "val_check_interval": 2, "check_val_every_n_epoch": None})
+    fit = ["fit", "--config", str(config), "--trainer.max_steps", "2"]
+    assert run_executable(*fit).returncode == 0
+    output = tmp_path / "export"
+    export = ["export", "--ckpt", str(run / "checkpoints" / "last.ckpt"), "--output", str(output)]
+    result = run_executable(*export)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    card = (output / "README.md").read_text(encoding="utf-8")
+    front, body = card.split("---\n")[1], card.split("---\n", 2)[2]
+    metadata = yaml.safe_load(front)
+    metrics = json.loads((run / "validation" / "step-000002" / "metrics.json").read_text())
+    assert metadata["datasets"] == ["digits"] and metadata["library_name"] == "transformers"
+    assert "base_model" not in metadata  # a local folder is no hub id
+    assert metadata["model-index"][0]["results"][0]["metrics"][0]["value"] == pytest.approx(metrics["cer"], abs=1e-6)
+    assert f"CER {metrics['cer']:.4f} on {metrics['num_samples']} of {metrics['num_held_out']} held-out samples, at step 2" in body
+    assert f"Trained with: `got-lightning {' '.join(fit)}`" in body and f"Exported with: `got-lightning {' '.join(export)}`" in body
+    assert "num_image_tokens=1" in body  # the micro model's 64-px tiles

@@ -30,8 +30,10 @@ def test_bnb_optimizers_are_allowed_and_fixed_accumulation_is_refused():
     assert config["zero_allow_untested_optimizer"] is True
     with pytest.raises(DeepSpeedConfigError, match="accumulate_grad_batches"):
         resolve_auto({"gradient_accumulation_steps": 4}, "bf16-mixed", 1, 64, "adamw")
-    with pytest.raises(DeepSpeedConfigError, match="optimizer.params.lr"):
-        resolve_auto({"optimizer": {"params": {"lr": "auto"}}}, "bf16-mixed", 1, 64, "adamw")
+    with pytest.raises(DeepSpeedConfigError, match="remove the optimizer/scheduler section"):
+        resolve_auto({"optimizer": {"type": "AdamW", "params": {"lr": 1e-5}}}, "bf16-mixed", 1, 64, "adamw")
+    with pytest.raises(DeepSpeedConfigError, match="zero_optimization.stage3_max_live_parameters"):
+        resolve_auto({"zero_optimization": {"stage3_max_live_parameters": "auto"}}, "bf16-mixed", 1, 64, "adamw")
 
 
 def test_strategy_builds_from_the_json_file_and_keeps_frozen_weights_out():

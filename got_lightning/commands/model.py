@@ -37,6 +37,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         from got_lightning.export import export
 
-        output = export(args.ckpt, args.output, args.model_path, args.revision)
+        output = export(args.ckpt, args.output, args.model_path, args.revision, command=args.command_line)
     console.print(f"wrote {output}")
     return 0

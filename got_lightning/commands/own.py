@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from got_lightning.commands import compare as compare_command
@@ -28,6 +29,7 @@ def parser() -> argparse.ArgumentParser:
 
 def run(argv: list[str]) -> int:
     args = parser().parse_args(argv)
+    args.command_line = shlex.join(["got-lightning", *argv])
     try:
         if args.command == "data":
             return data_command.run(args)

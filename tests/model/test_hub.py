@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from got_lightning.model.loading import init_model_dir, load_model
 from got_lightning.tokenizer import bundled_tiktoken_file
@@ -70,6 +71,8 @@ def test_fit_resume_validate_and_export_by_hub_id_offline(environment, micro_mod
     assert metrics["global_step"] == 4 and metrics["model_path"] == "acme/got-micro"
 
     got_lightning("export", "--ckpt", str(run / "checkpoints" / "last.ckpt"), "--output", str(tmp_path / "export"), env=env)
+    card = (tmp_path / "export" / "README.md").read_text(encoding="utf-8")
+    assert yaml.safe_load(card.split("---\n")[1])["base_model"] == "acme/got-micro"
     from transformers import GotOcr2ForConditionalGeneration
 
     exported = GotOcr2ForConditionalGeneration.from_pretrained(tmp_path / "export").state_dict()
