@@ -306,3 +306,25 @@ def test_fp16_on_cpu_ranks_is_one_clear_line(digit_pages, micro_model_dir, tmp_p
     result = run_executable("fit", "--config", str(path), *strategy("zero2"), "--trainer.max_steps", "1")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "DeepSpeed's CPU accelerator has no fp16; use bf16-mixed" in result.stderr.strip().splitlines()[-1]
+
+
+def test_validate_last_of_a_zero_run_scores_its_trained_weights_on_one_process_or_its_ranks(runs, tmp_path):
+    zero, ddp = runs.straight("zero2"), runs.straight("ddp")
+    validate = ["--trainer.limit_val_batches", "1.0", "--trainer.logger", "false"]
+
+    def loss(root: Path, out: Path, *arguments: str) -> float:
+        result = run_executable("validate", "--config", str(root.with_suffix(".yaml")), "--ckpt_path", "last",
+                                "--trainer.default_root_dir", str(root), *validate, *arguments)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert f"--ckpt_path last: using {last(root)}" in result.stderr
+        metrics = json.loads((root / "metrics.json").read_text())
+        (root / "metrics.json").rename(out)
+        return metrics["loss"]
+
+    trained = loss(ddp, tmp_path / "ddp.json", "--trainer.devices", "1")
+    one_process = loss(zero, tmp_path / "one.json", "--trainer.devices", "1")  # the ZeRO directory, consolidated
+    on_ranks = loss(zero, tmp_path / "ranks.json", *strategy("zero2"))
+    assert one_process == pytest.approx(trained, rel=1e-4) and on_ranks == pytest.approx(trained, rel=1e-4)
+    base = run_executable("validate", "--config", str(zero.with_suffix(".yaml")), "--trainer.default_root_dir",
+                          str(tmp_path / "base"), *validate, "--trainer.devices", "1")
+    assert base.returncode == 0 and json.loads((tmp_path / "base" / "metrics.json").read_text())["loss"] != pytest.approx(trained, rel=1e-3)
