@@ -28,7 +28,7 @@ from got_lightning.data.datamodule import GotDataModule
 from got_lightning.epoch_resume import ExactEpochResume
 from got_lightning.module import GotLightningModule, NonFiniteTrainingError, NothingScoredError, NothingToTrainError
 from got_lightning.preemption import PreemptionCheckpoint
-from got_lightning.prediction_writer import PredictionWriter
+from got_lightning.evaluation.prediction_writer import PredictionWriter
 from got_lightning.optional import MissingExtraError
 from got_lightning.preflight import PreflightError, check_annotations, check_free_space, check_writable, checkpoint_bytes
 from got_lightning.strategies import is_deepspeed

@@ -20,12 +20,14 @@ from torchmetrics import MeanMetric
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from got_lightning.data.errors import commonest_reasons
-from got_lightning.evaluation import gather_problems, gather_records, one_or_all, scored_record, write_results
+from got_lightning.evaluation.gather import gather_problems, gather_records
+from got_lightning.evaluation.results import one_or_all, scored_record, write_results
 from got_lightning.data.windows import WindowPosition
-from got_lightning.generation import GenerationArgs, decode, generate_ids, split_prompts
+from got_lightning.evaluation.generation import GenerationArgs, decode, generate_ids, split_prompts
 from got_lightning.model.kernels import AttentionName, compile_text_layers, set_text_attention
 from got_lightning.model.output_head import OutputHead, generation_head
-from got_lightning.metrics import OcrMetrics, TextNormalization
+from got_lightning.evaluation.metrics import OcrMetrics
+from got_lightning.evaluation.scores import TextNormalization
 from got_lightning.model_card import CARD_KEY, RunRecord, held_out_summary
 from got_lightning.model.feature_cache import FeatureCacheArgs, VisionFeatureCache, tower_fingerprint
 from got_lightning.model.freezing import Freezing, count_parameters, print_summary

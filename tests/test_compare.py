@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from got_lightning.cli import main
-from got_lightning.comparison import DiffSegment, character_diff, compare
+from got_lightning.evaluation.comparison import DiffSegment, character_diff, compare
 from tests.test_validate import levenshtein, validate_config
 
 

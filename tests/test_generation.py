@@ -5,7 +5,7 @@ from transformers.generation.logits_process import NoRepeatNGramLogitsProcessor
 from got_lightning.data.collate import Collator
 from got_lightning.data.config import DatasetSpec
 from got_lightning.data.datamodule import GotDataModule
-from got_lightning.generation import GenerationArgs, NgramBlocker, generate_ids, generate_one_page, split_prompts
+from got_lightning.evaluation.generation import GenerationArgs, NgramBlocker, generate_ids, generate_one_page, split_prompts
 from got_lightning.model.output_head import PackedOutputHead, generation_head
 from got_lightning.module import GotLightningModule
 from got_lightning.tokens import IM_END_ID

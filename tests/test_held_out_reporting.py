@@ -6,7 +6,7 @@ import json
 import shutil
 
 from got_lightning.cli import main
-from got_lightning.evaluation import read_predictions
+from got_lightning.evaluation.results import read_predictions
 from tests.helpers import record, run_executable, write_json
 from tests.training_helpers import fit_config
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 from torchmetrics.text import CharErrorRate
 
-from got_lightning.metrics import OcrMetrics, SampleScore, TextNormalization
+from got_lightning.evaluation.metrics import OcrMetrics
+from got_lightning.evaluation.scores import SampleScore, TextNormalization
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from PIL import Image
 
 from got_lightning.cli import main
 from got_lightning.data.predict import PredictPrompt, list_images
-from got_lightning.evaluation import read_predictions
+from got_lightning.evaluation.results import read_predictions
 from got_lightning.tokens import IMAGE_PLACEHOLDER
 from tests.training_helpers import fit_config
 

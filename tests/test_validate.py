@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from got_lightning.cli import main
-from got_lightning.evaluation import read_predictions
+from got_lightning.evaluation.results import read_predictions
 from tests.training_helpers import fit_config
 
 

@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from got_lightning.comparison import Comparison, SampleChange, character_diff, compare
-from got_lightning.report_html import render_report
+from got_lightning.evaluation.comparison import Comparison, SampleChange, character_diff, compare
+from got_lightning.evaluation.report_html import render_report
 
 DIFF_STYLES = {"equal": "", "wrong": "bold red", "missing": "strike yellow"}
 VERDICT_STYLES = {"better": "green", "worse": "red", "same": ""}

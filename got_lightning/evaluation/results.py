@@ -6,10 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from got_lightning.atomic_files import atomic_write_text
-from got_lightning.metrics import SampleScore, TextNormalization
+from got_lightning.evaluation.scores import SampleScore, TextNormalization
 
 PREDICTIONS_FILE = "predictions.jsonl"
 METRICS_FILE = "metrics.json"
@@ -47,25 +45,6 @@ def scored_record(
         "reference_raw": reference_raw,
         "prediction_raw": prediction_raw,
     }, score
-
-
-def _gather(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every rank's items, on every rank."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        parts: list[list[dict[str, Any]] | None] = [None] * torch.distributed.get_world_size()
-        torch.distributed.all_gather_object(parts, items)
-        items = [item for part in parts for item in part or []]
-    return items
-
-
-def gather_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every rank's scored records (on every rank), in dataset order."""
-    return sorted(_gather(records), key=lambda record: (record["dataset"], record["position"]))
-
-
-def gather_problems(problems: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every rank's skipped held-out records (on every rank), in dataset order."""
-    return sorted(_gather(problems), key=lambda problem: (problem["dataset"], problem["index"]))
 
 
 def write_results(folder: str | Path, records: list[dict[str, Any]], metrics: dict[str, Any]) -> tuple[Path, Path]:

@@ -8,8 +8,9 @@ from typing import Any, Literal
 
 from rapidfuzz.distance import Levenshtein
 
-from got_lightning.evaluation import read_predictions
-from got_lightning.metrics import OcrMetrics, SampleScore
+from got_lightning.evaluation.results import read_predictions
+from got_lightning.evaluation.metrics import OcrMetrics
+from got_lightning.evaluation.scores import SampleScore
 
 DiffKind = Literal["equal", "wrong", "missing"]
 Verdict = Literal["better", "worse", "same"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from got_lightning.comparison import Comparison, SampleChange, character_diff
+from got_lightning.evaluation.comparison import Comparison, SampleChange, character_diff
 
 THUMBNAIL_SIDE = 320
 

@@ -1,0 +1,1 @@
+"""Held-out evaluation: greedy generation, scores, result files, predictions and reports."""
