@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from rich.console import Console
-
-from got_lightning.model.hub import fetch_model_dir
-from got_lightning.model.loading import convert_model_dir, init_model_dir
 from got_lightning.model.presets import PRESETS
 
 
@@ -29,7 +25,12 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console()
+    from rich.console import Console
+    from rich.text import Text
+
+    from got_lightning.model.hub import fetch_model_dir
+    from got_lightning.model.loading import convert_model_dir, init_model_dir
+
     if args.command == "init":
         output = init_model_dir(args.preset, args.output, args.seed)
     elif args.command == "convert":
@@ -38,5 +39,5 @@ def run(args: argparse.Namespace) -> int:
         from got_lightning.export import export
 
         output = export(args.ckpt, args.output, args.model_path, args.revision, command=args.command_line)
-    console.print(f"wrote {output}")
+    Console().print(Text(f"wrote {output}"))
     return 0

@@ -1,43 +1,76 @@
-"""Base vs fine-tuned predictions on the same held-out samples: totals, per-sample changes, diffs."""
+"""Base vs fine-tuned predictions of the same held-out samples: totals overall and per dataset,
+per-sample changes ranked by edits, what is still wrong, character confusions, aligned readings.
+No torch: `compare` and `report` start fast."""
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from rapidfuzz.distance import Levenshtein
 
-from got_lightning.evaluation.results import read_predictions
-from got_lightning.evaluation.metrics import OcrMetrics
-from got_lightning.evaluation.scores import SampleScore
+from got_lightning.evaluation.results import METRICS_FILE, read_predictions
+from got_lightning.evaluation.scores import SampleScore, totals
 
-DiffKind = Literal["equal", "wrong", "missing"]
+SegmentKind = Literal["equal", "substituted", "missing", "extra"]
+Status = Literal["improved", "regressed", "unchanged"]
 Verdict = Literal["better", "worse", "same"]
-# (key in OcrMetrics' results, label, whether lower is better)
+# (key in `totals`, label, whether lower is better)
 METRICS = (("cer", "CER", True), ("edit_distance", "edit distance", True), ("f1", "character F1", False), ("exact_match", "exact match", False))
+NO_DATASET = "(unnamed)"
 
 
 @dataclass(frozen=True)
-class DiffSegment:
-    """A run of a prediction against its reference: `equal`, `wrong` (substituted or inserted
-    prediction characters) or `missing` (reference characters the prediction lacks)."""
+class Segment:
+    """A stretch of a prediction aligned with its reference by a minimal edit script: `equal`,
+    `substituted` (the reference's characters read as others), `missing` (reference characters not
+    read) or `extra` (characters read that the reference lacks)."""
 
-    kind: DiffKind
-    text: str
+    kind: SegmentKind
+    reference: str
+    prediction: str
 
 
-def character_diff(prediction: str, reference: str) -> list[DiffSegment]:
-    """The prediction as segments aligned to the reference by a minimal edit script."""
-    segments = []
-    for op in Levenshtein.opcodes(reference, prediction):
-        if op.tag == "equal":
-            segments.append(DiffSegment("equal", prediction[op.dest_start:op.dest_end]))
-        elif op.tag == "delete":
-            segments.append(DiffSegment("missing", reference[op.src_start:op.src_end]))
-        else:
-            segments.append(DiffSegment("wrong", prediction[op.dest_start:op.dest_end]))
-    return segments
+_KINDS: dict[str, SegmentKind] = {"equal": "equal", "replace": "substituted", "delete": "missing", "insert": "extra"}
+
+
+def align(prediction: str, reference: str) -> list[Segment]:
+    """The prediction aligned with the reference, segment by segment."""
+    return [
+        Segment(_KINDS[op.tag], reference[op.src_start:op.src_end], prediction[op.dest_start:op.dest_end])
+        for op in Levenshtein.opcodes(reference, prediction)
+    ]
+
+
+def aligned_lines(segments: list[Segment]) -> list[list[Segment]]:
+    """The alignment cut into the reference's lines (at newlines inside equal stretches), so each
+    line of the page pairs with what was read for it."""
+    lines: list[list[Segment]] = [[]]
+    for segment in segments:
+        if segment.kind != "equal" or "\n" not in segment.reference:
+            lines[-1].append(segment)
+            continue
+        parts = segment.reference.split("\n")
+        for number, part in enumerate(parts):
+            if part:
+                lines[-1].append(Segment("equal", part, part))
+            if number < len(parts) - 1:
+                lines.append([])
+    return lines
+
+
+def edit_pairs(prediction: str, reference: str) -> list[tuple[str, str]]:
+    """Every edit as (expected character, character read): a substitution has both, a missing
+    character an empty read, an extra one an empty expectation."""
+    pairs = []
+    for op in Levenshtein.editops(reference, prediction):
+        expected = reference[op.src_pos] if op.tag in ("replace", "delete") else ""
+        read = prediction[op.dest_pos] if op.tag in ("replace", "insert") else ""
+        pairs.append((expected, read))
+    return pairs
 
 
 @dataclass(frozen=True)
@@ -60,6 +93,7 @@ class SampleChange:
 
     image: str
     image_path: str | None
+    dataset: str
     reference: str
     base: str
     tuned: str
@@ -67,49 +101,83 @@ class SampleChange:
     tuned_score: SampleScore
 
     @property
+    def edit_change(self) -> int:
+        """Edits after minus edits before: what this sample moved the corpus CER by, times its size."""
+        return self.tuned_score.edits - self.base_score.edits
+
+    @property
     def cer_change(self) -> float:
         return self.tuned_score.cer - self.base_score.cer
+
+    @property
+    def status(self) -> Status:
+        return "improved" if self.edit_change < 0 else "regressed" if self.edit_change > 0 else "unchanged"
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """Two prediction files matched by image."""
+    """Two prediction files matched by image, with the run details found beside them."""
 
     base_file: str
     tuned_file: str
     changes: list[SampleChange]
     only_base: int
     only_tuned: int
+    base_details: dict[str, Any] | None = None
+    tuned_details: dict[str, Any] | None = None
 
-    def totals(self, which: Literal["base", "tuned"]) -> dict[str, float]:
-        metric = OcrMetrics()
-        metric.update([change.base_score if which == "base" else change.tuned_score for change in self.changes])
-        return {name: float(value) for name, value in metric.compute().items()}
+    def totals(self, which: Literal["base", "tuned"], changes: list[SampleChange] | None = None) -> dict[str, float]:
+        """Split-level scores of one side, over every shared sample or over `changes`."""
+        chosen = self.changes if changes is None else changes
+        return totals([c.base_score if which == "base" else c.tuned_score for c in chosen])
 
-    def metric_changes(self) -> list[MetricChange]:
+    def metric_changes(self, changes: list[SampleChange] | None = None) -> list[MetricChange]:
         """CER, edit distance, F1 and exact match before and after, each judged better or worse."""
-        base, tuned = self.totals("base"), self.totals("tuned")
-        changes = []
+        base, tuned = self.totals("base", changes), self.totals("tuned", changes)
+        result = []
         for key, label, lower_is_better in METRICS:
             difference = tuned[key] - base[key]
             improved = difference < 0 if lower_is_better else difference > 0
-            verdict = "better" if improved else "worse" if difference else "same"
-            changes.append(MetricChange(label, base[key], tuned[key], verdict))
-        return changes
+            verdict: Verdict = "better" if improved else "worse" if difference else "same"
+            result.append(MetricChange(label, base[key], tuned[key], verdict))
+        return result
+
+    @property
+    def datasets(self) -> list[str]:
+        return sorted({change.dataset for change in self.changes})
+
+    def by_dataset(self) -> dict[str, list[SampleChange]]:
+        groups: dict[str, list[SampleChange]] = {}
+        for change in self.changes:
+            groups.setdefault(change.dataset, []).append(change)
+        return dict(sorted(groups.items()))
 
     @property
     def improved(self) -> list[SampleChange]:
-        """Samples whose CER went down, largest drop first."""
-        return sorted((c for c in self.changes if c.cer_change < 0), key=lambda c: (c.cer_change, c.image))
+        """Samples with fewer edits after, the largest drop first."""
+        return sorted((c for c in self.changes if c.edit_change < 0), key=lambda c: (c.edit_change, c.cer_change, c.image))
 
     @property
     def regressed(self) -> list[SampleChange]:
-        """Samples whose CER went up, largest rise first."""
-        return sorted((c for c in self.changes if c.cer_change > 0), key=lambda c: (-c.cer_change, c.image))
+        """Samples with more edits after, the largest rise first."""
+        return sorted((c for c in self.changes if c.edit_change > 0), key=lambda c: (-c.edit_change, -c.cer_change, c.image))
+
+    @property
+    def still_wrong(self) -> list[SampleChange]:
+        """Every sample the fine-tuned model gets wrong, the most edits first."""
+        return sorted((c for c in self.changes if c.tuned_score.edits), key=lambda c: (-c.tuned_score.edits, -c.tuned_score.cer, c.image))
 
     @property
     def unchanged(self) -> int:
-        return sum(1 for c in self.changes if c.cer_change == 0)
+        return sum(1 for c in self.changes if c.edit_change == 0)
+
+    def confusions(self, which: Literal["base", "tuned"]) -> list[tuple[str, str, int]]:
+        """(expected, read, count) over every sample, the commonest first; "" for a character
+        missing from the reading (expected) or extra in it (read)."""
+        counts: Counter[tuple[str, str]] = Counter()
+        for change in self.changes:
+            counts.update(edit_pairs(change.base if which == "base" else change.tuned, change.reference))
+        return [(expected, read, count) for (expected, read), count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
 
 
 def _image_key(record: dict[str, Any]) -> str:
@@ -127,6 +195,17 @@ def _by_image(path: str | Path) -> dict[str, dict[str, Any]]:
     return records
 
 
+def run_details(predictions_file: str | Path) -> dict[str, Any] | None:
+    """The `metrics.json` written beside a predictions file by the same validation, if any."""
+    path = Path(predictions_file).with_name(METRICS_FILE)
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def compare(base_file: str | Path, tuned_file: str | Path) -> Comparison:
     """Match two `predictions.jsonl` files by image and score both sides on the shared samples."""
     base, tuned = _by_image(base_file), _by_image(tuned_file)
@@ -141,13 +220,18 @@ def compare(base_file: str | Path, tuned_file: str | Path) -> Comparison:
                 f"image {image!r} has different references in {base_file} and {tuned_file} "
                 "(validated on other labels, or with other normalization settings?)"
             )
+        path = after.get("image_path")
         changes.append(SampleChange(
             image=image,
-            image_path=after.get("image_path") if isinstance(after.get("image_path"), str) else None,
+            image_path=path if isinstance(path, str) else path[0] if isinstance(path, list) and path else None,
+            dataset=str(after.get("dataset") or NO_DATASET),
             reference=after["reference"],
             base=before["prediction"],
             tuned=after["prediction"],
             base_score=SampleScore.of(before["prediction"], before["reference"]),
             tuned_score=SampleScore.of(after["prediction"], after["reference"]),
         ))
-    return Comparison(str(base_file), str(tuned_file), changes, len(set(base) - set(tuned)), len(set(tuned) - set(base)))
+    return Comparison(
+        str(base_file), str(tuned_file), changes, len(set(base) - set(tuned)), len(set(tuned) - set(base)),
+        run_details(base_file), run_details(tuned_file),
+    )

@@ -1,97 +1,268 @@
-"""The comparison as one self-contained HTML file: totals, changed samples, diffs and page thumbnails.
-Every string from data or predictions is escaped: an OCR'd `<script>` renders as text."""
+"""The comparison as one self-contained HTML file: run details, totals overall and per dataset,
+character confusions, and every sample in a table the page's own script sorts, filters, searches
+and pages, with readings aligned to the reference line by line (the expected character above the
+one read) and page images that enlarge on click. No network, no external resource.
+
+Safe by construction: text from data or predictions reaches the page only as escaped HTML or as
+JSON inside a script element (with `<` escaped), and the script writes it with `textContent`."""
 
 from __future__ import annotations
 
-import base64
-import io
+import json
 from html import escape
-from pathlib import Path
+from typing import Any
 
-from PIL import Image, UnidentifiedImageError
+from got_lightning.evaluation.comparison import Comparison, MetricChange
+from got_lightning.evaluation.report_data import page_rows
 
-from got_lightning.evaluation.comparison import Comparison, SampleChange, character_diff
-
-THUMBNAIL_SIDE = 320
+CONFUSIONS_SHOWN = 30
+RUN_FIELDS = (("global_step", "step"), ("checkpoint", "checkpoint"), ("model_path", "model"), ("loss", "held-out loss"),
+              ("cer", "held-out CER"), ("num_samples", "samples scored"), ("num_skipped", "samples skipped"),
+              ("normalization", "normalization"), ("generation", "generation"))
 
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
-table { border-collapse: collapse; margin: 1em 0; }
-td, th { border: 1px solid #ccc; padding: 0.4em 0.6em; vertical-align: top; text-align: left; }
-.better { color: #176f2c; } .worse { color: #b3261e; }
-.text { font-family: ui-monospace, monospace; white-space: pre-wrap; word-break: break-all; max-width: 40em; }
-.wrong { background: #ffd6d3; } .missing { background: #fff1b8; text-decoration: line-through; }
-img { max-width: 320px; border: 1px solid #ddd; }
+body { font-family: system-ui, sans-serif; margin: 1.5em 2em; color: #222; }
+h1 { margin-bottom: 0.2em; } h2 { margin-top: 1.6em; }
+table { border-collapse: collapse; margin: 0.6em 0; }
+td, th { border: 1px solid #ccc; padding: 0.3em 0.55em; vertical-align: top; text-align: left; }
+th.sortable { cursor: pointer; user-select: none; } th.sorted-asc::after { content: " \\25B2"; } th.sorted-desc::after { content: " \\25BC"; }
+.num { text-align: right; font-variant-numeric: tabular-nums; }
+.better { color: #176f2c; } .worse { color: #b3261e; } .muted { color: #777; }
+.status-improved { color: #176f2c; } .status-regressed { color: #b3261e; }
+.reading { font-family: ui-monospace, monospace; white-space: pre-wrap; word-break: break-all; max-width: 52em; line-height: 2.1; }
+.reading .line { display: block; border-left: 2px solid #eee; padding-left: 0.4em; }
+ruby { ruby-position: over; } rt { font-size: 70%; color: #176f2c; }
+.s { background: #ffd6d3; } .x { background: #ffd6d3; text-decoration: underline wavy #b3261e; } .m { color: #b08900; }
+.ch { font-family: ui-monospace, monospace; background: #f4f4f4; padding: 0 0.3em; }
+.controls { display: flex; gap: 0.8em; align-items: center; flex-wrap: wrap; margin: 0.6em 0; }
+.thumb { max-width: 140px; max-height: 90px; cursor: zoom-in; border: 1px solid #ddd; }
+#lightbox { display: none; position: fixed; inset: 0; background: rgba(0,0,0,0.8); align-items: center; justify-content: center; cursor: zoom-out; z-index: 10; }
+#lightbox.open { display: flex; } #lightbox img { max-width: 95vw; max-height: 95vh; background: white; }
+.charts { display: flex; gap: 1.5em; flex-wrap: wrap; }
+.charts svg text { font-size: 11px; fill: #444; } .charts .chart-title { font-size: 13px; fill: #222; }
+.charts .grid { stroke: #e5e5e5; } .charts .line { fill: none; stroke: #1f5fbf; stroke-width: 2; } .charts .dot { fill: #1f5fbf; }
+details.base { margin-top: 0.3em; } details.base summary { cursor: pointer; color: #555; }
+"""
+
+SCRIPT = r"""
+(() => {
+  const rows = JSON.parse(document.getElementById('rows').textContent);
+  const pictures = JSON.parse(document.getElementById('pictures').textContent);
+  const PAGE = 100;
+  const state = {key: 'tuned_edits', desc: true, status: 'all', dataset: '', query: '', page: 0};
+  const body = document.getElementById('sample-rows');
+  const el = (tag, cls, text) => { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; };
+  const fmt = (v) => (Math.round(v * 1000) / 1000).toFixed(3);
+  const lower = (s) => (s || '').toLowerCase();
+  function reading(lines) {
+    const box = el('div', 'reading');
+    for (const line of lines) {
+      const div = el('span', 'line');
+      for (const [kind, expected, read] of line) {
+        if (kind === 'e') { div.appendChild(document.createTextNode(read)); continue; }
+        if (kind === 'x') { div.appendChild(el('span', 'x', read)); continue; }
+        const ruby = el('ruby', kind);
+        ruby.appendChild(document.createTextNode(kind === 'm' ? '\u00b7'.repeat(expected.length) : read));
+        ruby.appendChild(el('rt', null, expected));
+        div.appendChild(ruby);
+      }
+      if (!line.length) div.appendChild(document.createTextNode('\u00a0'));
+      box.appendChild(div);
+    }
+    return box;
+  }
+  function matches(r) {
+    if (state.dataset && r.dataset !== state.dataset) return false;
+    if (state.status === 'wrong' && !r.tuned_edits) return false;
+    if (state.status === 'exact' && r.tuned_edits) return false;
+    if (['improved', 'regressed', 'unchanged'].includes(state.status) && r.status !== state.status) return false;
+    if (!state.query) return true;
+    const q = lower(state.query);
+    return lower(r.image).includes(q) || lower(r.reference).includes(q) || lower(r.dataset).includes(q);
+  }
+  function selected() {
+    const chosen = rows.filter(matches);
+    const k = state.key, sign = state.desc ? -1 : 1;
+    chosen.sort((a, b) => (a[k] < b[k] ? -sign : a[k] > b[k] ? sign : (a.image < b.image ? -1 : 1)));
+    return chosen;
+  }
+  function render() {
+    const chosen = selected();
+    const pages = Math.max(1, Math.ceil(chosen.length / PAGE));
+    state.page = Math.min(state.page, pages - 1);
+    body.replaceChildren();
+    for (const r of chosen.slice(state.page * PAGE, (state.page + 1) * PAGE)) {
+      const tr = el('tr');
+      tr.dataset.image = r.image; tr.dataset.status = r.status; tr.dataset.dataset = r.dataset;
+      tr.dataset.tunedEdits = r.tuned_edits; tr.dataset.editChange = r.edit_change;
+      const page = el('td');
+      if (r.picture >= 0) {
+        const img = el('img', 'thumb'); img.src = pictures[r.picture]; img.alt = r.image; img.dataset.picture = r.picture;
+        page.appendChild(img);
+      } else page.appendChild(el('span', 'muted', 'not embedded'));
+      page.appendChild(el('div', null, r.image));
+      if (r.image_path) page.appendChild(el('div', 'muted', r.image_path));
+      tr.appendChild(page);
+      tr.appendChild(el('td', null, r.dataset));
+      tr.appendChild(el('td', 'status-' + r.status, r.status));
+      tr.appendChild(el('td', 'num', r.base_edits + ' \u2192 ' + r.tuned_edits + ' (' + (r.edit_change > 0 ? '+' : '') + r.edit_change + ')'));
+      tr.appendChild(el('td', 'num', fmt(r.base_cer) + ' \u2192 ' + fmt(r.tuned_cer)));
+      const text = el('td');
+      text.appendChild(reading(r.tuned_reading));
+      const base = el('details', 'base');
+      base.appendChild(el('summary', null, 'base model'));
+      base.appendChild(reading(r.base_reading));
+      text.appendChild(base);
+      tr.appendChild(text);
+      body.appendChild(tr);
+    }
+    document.getElementById('shown').textContent = chosen.length
+      ? `rows ${state.page * PAGE + 1}\u2013${Math.min((state.page + 1) * PAGE, chosen.length)} of ${chosen.length} (${rows.length} samples)`
+      : `no sample matches (${rows.length} samples)`;
+    document.getElementById('prev').disabled = state.page === 0;
+    document.getElementById('next').disabled = state.page >= pages - 1;
+    for (const th of document.querySelectorAll('th.sortable')) {
+      th.classList.toggle('sorted-asc', th.dataset.key === state.key && !state.desc);
+      th.classList.toggle('sorted-desc', th.dataset.key === state.key && state.desc);
+    }
+  }
+  for (const th of document.querySelectorAll('th.sortable')) {
+    th.addEventListener('click', () => {
+      state.desc = th.dataset.key === state.key ? !state.desc : th.dataset.key !== 'image' && th.dataset.key !== 'dataset';
+      state.key = th.dataset.key; state.page = 0; render();
+    });
+  }
+  const bind = (id, field) => document.getElementById(id).addEventListener('input', (e) => { state[field] = e.target.value; state.page = 0; render(); });
+  bind('filter-status', 'status'); bind('filter-dataset', 'dataset'); bind('search', 'query');
+  document.getElementById('prev').addEventListener('click', () => { state.page -= 1; render(); });
+  document.getElementById('next').addEventListener('click', () => { state.page += 1; render(); });
+  const box = document.getElementById('lightbox');
+  body.addEventListener('click', (e) => {
+    if (!e.target.classList.contains('thumb')) return;
+    box.querySelector('img').src = pictures[Number(e.target.dataset.picture)];
+    box.classList.add('open');
+  });
+  box.addEventListener('click', () => box.classList.remove('open'));
+  document.addEventListener('keydown', (e) => { if (e.key === 'Escape') box.classList.remove('open'); });
+  render();
+})();
 """
 
 
-def thumbnail_uri(path: str | None) -> str | None:
-    """A small JPEG of the page as a data URI, or None when it cannot be read."""
-    if not path or not Path(path).is_file():
-        return None
-    try:
-        with Image.open(path) as image:
-            image = image.convert("RGB")
-            image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE * 2))
-            buffer = io.BytesIO()
-            image.save(buffer, format="JPEG", quality=80)
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError):
-        return None
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+def _json_script(element_id: str, value: Any) -> str:
+    """JSON inside a script element that no text can close early (`<` escaped)."""
+    payload = json.dumps(value, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
+    return f'<script type="application/json" id="{element_id}">{payload}</script>'
 
 
-def diff_html(prediction: str, reference: str) -> str:
-    parts = []
-    for segment in character_diff(prediction, reference):
-        text = escape(segment.text)
-        parts.append(text if segment.kind == "equal" else f'<span class="{segment.kind}">{text}</span>')
-    return "".join(parts)
+def _metric_rows(changes: list[MetricChange]) -> str:
+    return "".join(
+        f'<tr><td>{escape(m.label)}</td><td class="num">{m.base:.4f}</td><td class="num">{m.tuned:.4f}</td>'
+        f'<td class="num {m.verdict}">{m.change:+.4f}</td></tr>'
+        for m in changes
+    )
 
 
 def _totals_table(comparison: Comparison) -> str:
-    rows = [
-        f"<tr><td>{m.label}</td><td>{m.base:.4f}</td><td>{m.tuned:.4f}</td><td class=\"{m.verdict}\">{m.change:+.4f}</td></tr>"
-        for m in comparison.metric_changes()
-    ]
-    return "<table><tr><th>metric</th><th>base</th><th>fine-tuned</th><th>change</th></tr>" + "".join(rows) + "</table>"
+    return ("<table><tr><th>metric</th><th>base</th><th>fine-tuned</th><th>change</th></tr>"
+            + _metric_rows(comparison.metric_changes()) + "</table>")
 
 
-def _sample_rows(changes: list[SampleChange]) -> str:
+def _datasets_table(comparison: Comparison) -> str:
+    groups = comparison.by_dataset()
+    if len(groups) < 2:
+        return ""
     rows = []
-    for change in changes:
-        uri = thumbnail_uri(change.image_path)
-        picture = f'<img src="{uri}" alt="{escape(change.image)}">' if uri else "(image not found)"
-        css = "better" if change.cer_change < 0 else "worse"
-        rows.append(
-            "<tr>"
-            f"<td>{picture}<br>{escape(change.image)}</td>"
-            f"<td class=\"{css}\">{change.base_score.cer:.3f} &rarr; {change.tuned_score.cer:.3f}</td>"
-            f"<td><div class=\"text\">{escape(change.reference)}</div></td>"
-            f"<td><div class=\"text\">{diff_html(change.base, change.reference)}</div></td>"
-            f"<td><div class=\"text\">{diff_html(change.tuned, change.reference)}</div></td>"
-            "</tr>"
-        )
-    header = "<tr><th>page</th><th>CER</th><th>reference</th><th>base</th><th>fine-tuned</th></tr>"
-    return "<table>" + header + "".join(rows) + "</table>"
+    for name, changes in groups.items():
+        base, tuned = comparison.totals("base", changes)["cer"], comparison.totals("tuned", changes)["cer"]
+        verdict = "better" if tuned < base else "worse" if tuned > base else "same"
+        regressed = sum(1 for change in changes if change.edit_change > 0)
+        rows.append(f'<tr><td>{escape(name)}</td><td class="num">{len(changes)}</td><td class="num">{base:.4f}</td>'
+                    f'<td class="num">{tuned:.4f}</td><td class="num {verdict}">{tuned - base:+.4f}</td>'
+                    f'<td class="num">{regressed}</td></tr>')
+    return ("<h2>Per dataset</h2><table><tr><th>dataset</th><th>samples</th><th>base CER</th><th>fine-tuned CER</th>"
+            "<th>change</th><th>regressed</th></tr>" + "".join(rows) + "</table>")
 
 
-def render_report(comparison: Comparison, top: int) -> str:
-    """The whole report as an HTML document."""
-    improved, regressed = comparison.improved, comparison.regressed
-    counts = (
-        f"<p>{len(comparison.changes)} shared samples: <span class=\"better\">{len(improved)} improved</span>, "
-        f"<span class=\"worse\">{len(regressed)} regressed</span>, {comparison.unchanged} unchanged"
-        + (f"; {comparison.only_base} only in base, {comparison.only_tuned} only in fine-tuned" if comparison.only_base or comparison.only_tuned else "")
-        + "</p>"
-    )
-    legend = '<p><span class="wrong">wrong</span> characters, <span class="missing">missing</span> characters, against the reference.</p>'
+def _shown_char(char: str) -> str:
+    if char == "":
+        return '<span class="muted">(none)</span>'
+    visible = {"\n": "\u23ce", " ": "\u2423", "\t": "\u21e5"}.get(char, char)
+    return f'<span class="ch">{escape(visible)}</span>'
+
+
+def _confusion_table(title: str, confusions: list[tuple[str, str, int]], element_id: str) -> str:
+    rows = "".join(f'<tr><td>{_shown_char(expected)}</td><td>{_shown_char(read)}</td><td class="num">{count}</td></tr>'
+                   for expected, read, count in confusions[:CONFUSIONS_SHOWN])
+    more = f'<p class="muted">{len(confusions) - CONFUSIONS_SHOWN} more pairs in the JSON file.</p>' if len(confusions) > CONFUSIONS_SHOWN else ""
+    empty = "" if confusions else '<p class="muted">no error</p>'
+    return (f'<div><h3>{escape(title)}</h3><table id="{element_id}"><tr><th>expected</th><th>read</th><th>count</th></tr>'
+            f"{rows}</table>{empty}{more}</div>")
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, dict):
+        value = ", ".join(f"{key}={item}" for key, item in value.items() if item not in (False, None))
+    elif isinstance(value, float):
+        value = f"{value:.4f}"
+    return escape("" if value is None else str(value))
+
+
+def _run_table(comparison: Comparison) -> str:
+    base, tuned = comparison.base_details or {}, comparison.tuned_details or {}
+    rows = [f"<tr><td>predictions</td><td>{escape(comparison.base_file)}</td><td>{escape(comparison.tuned_file)}</td></tr>"]
+    for key, label in RUN_FIELDS:
+        if key in base or key in tuned:
+            rows.append(f"<tr><td>{escape(label)}</td><td>{_value(base.get(key))}</td><td>{_value(tuned.get(key))}</td></tr>")
+    missing = [side for side, details in (("base", comparison.base_details), ("fine-tuned", comparison.tuned_details)) if details is None]
+    note = f'<p class="muted">no metrics.json beside the {" and ".join(missing)} predictions</p>' if missing else ""
+    return "<table><tr><th></th><th>base</th><th>fine-tuned</th></tr>" + "".join(rows) + "</table>" + note
+
+
+def _sample_section(comparison: Comparison, pictures: list[str], picture_ids: dict[str, int]) -> str:
+    options = "".join(f'<option value="{escape(name)}">{escape(name)}</option>' for name in comparison.datasets)
+    embedded = f"{len(pictures)} of {len(comparison.changes)} page images embedded"
+    headers = (('image', 'page'), ('dataset', 'dataset'), ('status', 'status'), ('edit_change', 'edits base \u2192 tuned'),
+               ('tuned_cer', 'CER base \u2192 tuned'))
+    header_cells = "".join(f'<th class="sortable" data-key="{key}">{escape(label)}</th>' for key, label in headers)
     return (
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>GOT fine-tuning comparison</title>"
-        f"<style>{STYLE}</style></head><body>"
-        "<h1>Base vs fine-tuned</h1>"
-        f"<p>base: {escape(comparison.base_file)}<br>fine-tuned: {escape(comparison.tuned_file)}</p>"
-        + _totals_table(comparison) + counts + legend
-        + f"<h2>Top {min(top, len(improved))} improvements</h2>" + _sample_rows(improved[:top])
-        + f"<h2>Top {min(top, len(regressed))} regressions</h2>" + _sample_rows(regressed[:top])
-        + "</body></html>\n"
+        "<h2>Samples</h2>"
+        '<p class="muted">Readings are aligned with the reference line by line: a wrong character carries the expected one '
+        'above it, <span class="m">\u00b7</span> marks a character not read, <span class="x">underlined</span> ones were read '
+        f"but are not in the reference. Click a column to sort, a page image to enlarge it. {escape(embedded)}.</p>"
+        '<div class="controls">'
+        '<label>show <select id="filter-status"><option value="all">all</option><option value="wrong">still wrong</option>'
+        '<option value="improved">improved</option><option value="regressed">regressed</option>'
+        '<option value="unchanged">unchanged</option><option value="exact">exact after</option></select></label>'
+        f'<label>dataset <select id="filter-dataset"><option value="">all</option>{options}</select></label>'
+        '<label>search <input id="search" type="search" placeholder="image, dataset or reference text"></label>'
+        '<button id="prev" type="button">previous</button><button id="next" type="button">next</button>'
+        '<span id="shown"></span></div>'
+        f'<table id="samples"><thead><tr>{header_cells}'
+        '<th class="sortable" data-key="tuned_edits">fine-tuned reading (base below)</th></tr></thead>'
+        '<tbody id="sample-rows"></tbody></table>'
+        '<div id="lightbox"><img alt="page"></div>'
+        + _json_script("rows", page_rows(comparison, picture_ids)) + _json_script("pictures", pictures)
+    )
+
+
+def render_report(comparison: Comparison, pictures: list[str], picture_ids: dict[str, int], title: str = "Base vs fine-tuned",
+                  charts: str = "") -> str:
+    """The whole report as an HTML document; `charts` is trusted markup (the training view's SVG)."""
+    counts = (f"<p>{len(comparison.changes)} shared samples: <span class=\"better\">{len(comparison.improved)} improved</span>, "
+              f"<span class=\"worse\">{len(comparison.regressed)} regressed</span>, {comparison.unchanged} unchanged; "
+              f"{len(comparison.still_wrong)} still wrong after fine-tuning"
+              + (f"; {comparison.only_base} only in base, {comparison.only_tuned} only in fine-tuned"
+                 if comparison.only_base or comparison.only_tuned else "") + "</p>")
+    confusions = ('<h2>Character confusions</h2><p class="muted">expected \u2192 read, over every shared sample; '
+                  '(none) is a character missing from the reading or extra in it.</p><div class="charts">'
+                  + _confusion_table("fine-tuned", comparison.confusions("tuned"), "confusions-tuned")
+                  + _confusion_table("base", comparison.confusions("base"), "confusions-base") + "</div>")
+    training = f'<h2>Training</h2><div class="charts">{charts}</div>' if charts else ""
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+        f"<style>{STYLE}</style></head><body><h1>{escape(title)}</h1>"
+        + training + "<h2>Run</h2>" + _run_table(comparison) + "<h2>Held-out scores</h2>" + _totals_table(comparison) + counts
+        + _datasets_table(comparison) + confusions + _sample_section(comparison, pictures, picture_ids)
+        + f"<script>{SCRIPT}</script></body></html>\n"
     )

@@ -10,9 +10,8 @@ from safetensors.torch import load_file
 from transformers import GotOcr2ForConditionalGeneration, GotOcr2Processor, PreTrainedTokenizerBase
 from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
 
-from got_lightning.model.model_dir import ModelDirError, is_transformers_dir, publish_once, read_config
+from got_lightning.model.model_dir import ConversionError, ModelDirError, is_transformers_dir, publish_once, read_config
 from got_lightning.model.original import (
-    ConversionError,
     convert_state_dict,
     infer_config,
     is_original_state_dict,

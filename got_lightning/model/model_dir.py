@@ -17,6 +17,21 @@ class ModelDirError(FileNotFoundError):
     """A model directory that is missing or holds no usable GOT model."""
 
 
+class ConversionError(ValueError):
+    """An original checkpoint whose keys do not map onto the transformers model."""
+
+    def __init__(self, missing: list[str], unexpected: list[str]) -> None:
+        self.missing, self.unexpected = missing, unexpected
+        lines = ["the original GOT checkpoint does not match the transformers layout:"]
+        if missing:
+            lines.append(f"  missing ({len(missing)}): " + ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else ""))
+        if unexpected:
+            lines.append(
+                f"  unexpected ({len(unexpected)}): " + ", ".join(unexpected[:20]) + (" ..." if len(unexpected) > 20 else "")
+            )
+        super().__init__("\n".join(lines))
+
+
 def read_config(model_dir: Path) -> dict[str, Any]:
     config_file = model_dir / "config.json"
     if not config_file.is_file():

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
-
-import torch
-from transformers import GotOcr2Config
+from typing import TYPE_CHECKING, Any, Mapping
 
 from got_lightning.tokens import IMG_PAD_ID
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import GotOcr2Config
 
 # (original key pattern, transformers replacement), applied in order to the start of each key.
 KEY_RULES: tuple[tuple[str, str], ...] = (
@@ -28,21 +29,6 @@ KEY_RULES: tuple[tuple[str, str], ...] = (
     (r"^lm_head\.", "lm_head."),
 )
 ORIGINAL_MARKER = "model.vision_tower_high."
-
-
-class ConversionError(ValueError):
-    """An original checkpoint whose keys do not map onto the transformers model."""
-
-    def __init__(self, missing: list[str], unexpected: list[str]) -> None:
-        self.missing, self.unexpected = missing, unexpected
-        lines = ["the original GOT checkpoint does not match the transformers layout:"]
-        if missing:
-            lines.append(f"  missing ({len(missing)}): " + ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else ""))
-        if unexpected:
-            lines.append(
-                f"  unexpected ({len(unexpected)}): " + ", ".join(unexpected[:20]) + (" ..." if len(unexpected) > 20 else "")
-            )
-        super().__init__("\n".join(lines))
 
 
 def is_original_state_dict(keys: list[str] | Mapping[str, Any]) -> bool:
@@ -74,6 +60,8 @@ def convert_state_dict(original: Mapping[str, torch.Tensor]) -> tuple[dict[str, 
 def infer_config(state_dict: Mapping[str, torch.Tensor], original_config: Mapping[str, Any]) -> GotOcr2Config:
     """A transformers config for converted weights: vision sizes read off the tensors (the original
     code hard-codes them), text sizes from the original `config.json`."""
+    from transformers import GotOcr2Config
+
     prefix = "model.vision_tower."
     blocks = sorted({int(k.split(".")[3]) for k in state_dict if k.startswith(prefix + "layers.")})
     hidden = state_dict[prefix + "patch_embed.projection.weight"].shape[0]

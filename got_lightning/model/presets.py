@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
-from transformers import GotOcr2Config, GotOcr2ForConditionalGeneration
+from typing import TYPE_CHECKING, Any
 
 from got_lightning.tokens import IMG_PAD_ID, VOCAB_SIZE
+
+if TYPE_CHECKING:
+    from transformers import GotOcr2Config, GotOcr2ForConditionalGeneration
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # The released GOT-OCR2.0: ViTDet-B at 1024 px, Qwen2-0.5B-like decoder (580M parameters).
@@ -54,6 +54,8 @@ PRESETS["encoder1024"] = {"vision": PRESETS["got"]["vision"], "text": PRESETS["t
 
 def preset_config(preset: str) -> GotOcr2Config:
     """The transformers config of a named preset."""
+    from transformers import GotOcr2Config
+
     if preset not in PRESETS:
         raise ValueError(f"unknown model preset {preset!r}; choose one of {', '.join(PRESETS)}")
     sizes = PRESETS[preset]
@@ -81,6 +83,9 @@ def preset_config(preset: str) -> GotOcr2Config:
 
 def random_model(preset: str, seed: int = 0) -> GotOcr2ForConditionalGeneration:
     """A randomly initialised model of a preset; the same seed always gives the same weights."""
+    import torch
+    from transformers import GotOcr2ForConditionalGeneration
+
     config = preset_config(preset)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -97,6 +102,8 @@ def _scale_preserving_projector(model: GotOcr2ForConditionalGeneration) -> None:
     15-fold, so a random model's image features drown in the decoder's residual stream and it
     never learns to read the page (measured on the demo: held-out accuracy stays at chance).
     """
+    import torch
+
     for layer in model.model.multi_modal_projector.modules():
         if isinstance(layer, (torch.nn.Conv2d, torch.nn.Linear)):
             fan_in = layer.weight[0].numel()

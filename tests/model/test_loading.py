@@ -9,7 +9,8 @@ from transformers import AutoProcessor, GotOcr2ForConditionalGeneration
 from got_lightning.cli import main
 from got_lightning.model.loading import load_model, read_weights
 from got_lightning.model.model_dir import ModelDirError
-from got_lightning.model.original import KEY_RULES, ConversionError, convert_key
+from got_lightning.model.model_dir import ConversionError
+from got_lightning.model.original import KEY_RULES, convert_key
 from got_lightning.model.presets import preset_config, random_model
 from got_lightning.tokens import VOCAB_SIZE
 from tests.helpers import to_original_key, write_original_dir

@@ -1,0 +1,47 @@
+"""The top-level parser, which lists every command, and the commands that sit beside LightningCLI's:
+`data`, `init`, `convert`, `export`, `compare`, `report`. Nothing heavy is imported before a command
+needs it, so help and the light commands start at once."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from got_lightning.commands import data as data_command
+from got_lightning.commands import model as model_command
+from got_lightning.commands import reports as reports_command
+from got_lightning.commands.errors import USER_ERRORS
+
+LIGHTNING_COMMANDS = {
+    "fit": "train (resume with --ckpt_path last)",
+    "validate": "held-out loss and CER (--ckpt_path last|best|PATH; none: the base model)",
+    "test": "the held-out evaluation under test/ names",
+    "predict": "OCR new pages (--data.predict_input)",
+}
+RUNNERS = {"data": data_command.run, "init": model_command.run, "convert": model_command.run, "export": model_command.run,
+           "compare": reports_command.run, "report": reports_command.run}
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="got-lightning", description="Fine-tune GOT-OCR2.0 on your own pages with PyTorch Lightning.",
+        epilog="fit, validate, test and predict are LightningCLI commands: `got-lightning fit --help` lists their options.",
+    )
+    subparsers = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, help_text in LIGHTNING_COMMANDS.items():
+        subparsers.add_parser(name, help=help_text, add_help=False)
+    data_command.add_parser(subparsers)
+    model_command.add_parsers(subparsers)
+    reports_command.add_parsers(subparsers)
+    return top
+
+
+def run(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    args.command_line = shlex.join(["got-lightning", *argv])
+    try:
+        return RUNNERS[args.command](args)
+    except USER_ERRORS as error:
+        print(f"got-lightning {args.command}: error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,9 @@
+"""Errors that mean a user's input is wrong: printed as one line, exit status 2, no traceback."""
+
+from __future__ import annotations
+
+from got_lightning.config_file import ConfigError
+from got_lightning.data.errors import AnnotationFileError
+from got_lightning.model.model_dir import ConversionError, ModelDirError
+
+USER_ERRORS = (ConfigError, AnnotationFileError, ModelDirError, ConversionError, ValueError, FileNotFoundError)

@@ -1,0 +1,214 @@
+"""What `got-lightning data check` and `data show` do: read every record and image, or build one sample
+exactly as the model gets it, and report it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.progress import track
+from rich.table import Table
+from rich.text import Text
+from torch.utils.data import DataLoader
+
+from got_lightning.config_file import read_sections
+from got_lightning.data.config import DatasetSpec
+from got_lightning.data.datamodule import GotDataModule
+from got_lightning.data.dataset import GotDataset, Source
+from got_lightning.data.errors import Problem
+from got_lightning.data.index import build_index
+from got_lightning.model.hub import DEFAULT_REVISION
+from got_lightning.model.loading import ensure_model_dir
+from got_lightning.tokens import IGNORE_INDEX, IMG_PAD_ID
+
+PERCENTILES = (50, 90, 99, 100)
+
+
+def _data_module(args: argparse.Namespace) -> GotDataModule:
+    if args.config:
+        data, model = read_sections(args.config)
+        if model.get("model_path") and not args.model_path:
+            ensure_model_dir(model["model_path"], model.get("init_preset"), model.get("init_seed", 0))
+    elif args.annotations:
+        data = {"datasets": [{"name": Path(args.annotations).stem, "annotations": args.annotations, "image_root": args.image_root}]}
+        model = {}
+    else:
+        raise SystemExit("give --config CFG or --annotations FILE [--image-root DIR]")
+    data["model_path"] = args.model_path or model.get("model_path") or data.get("model_path")
+    data["model_revision"] = args.revision or model.get("revision") or data.get("model_revision", DEFAULT_REVISION)
+    if args.image_mode:
+        data["image_mode"] = args.image_mode
+    data["datasets"] = [DatasetSpec(**spec) if isinstance(spec, dict) else spec for spec in data.get("datasets", [])]
+    data["strict"] = False
+    module = GotDataModule(**data)
+    module.prepare_data()
+    return module
+
+
+def _all_records(module: GotDataModule) -> tuple[GotDataset, list[Problem], int]:
+    """Every record of every annotation file, split or not; index-time problems separately."""
+    sources, entries, problems = [], [], []
+    for spec in module.specs:
+        files = [(spec.annotations, spec.name, spec.root)]
+        if spec.val_annotations:
+            files.append((spec.val_annotations, f"{spec.name}/val", spec.val_root))
+        for path, name, root in files:
+            index = build_index(path, name)
+            problems += index.problems
+            sources.append(Source(index, root))
+            valid = index.valid_positions
+            entries.append(np.stack([np.full(len(valid), len(sources) - 1), valid], axis=1))
+    records = sum(len(source.index) for source in sources)
+    return GotDataset(sources, np.concatenate(entries), module.builder), problems, records
+
+
+class _Summaries:
+    """Builds each sample in a worker and returns only its summary, so memory stays bounded."""
+
+    def __init__(self, dataset: GotDataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, item: int) -> dict:
+        sample = self.dataset.build(item, pixels=False)
+        if isinstance(sample, Problem):
+            return {"problem": sample}
+        return {
+            "tokens": len(sample["input_ids"]),
+            "supervised": int((sample["labels"] != IGNORE_INDEX).sum()),
+            "tiles": sample["num_tiles"],
+            "sizes": sample["image_sizes"],
+            "truncated": sample["truncated"],
+        }
+
+
+def check(args: argparse.Namespace, console: Console) -> int:
+    module = _data_module(args)
+    dataset, problems, records = _all_records(module)
+    loader = DataLoader(_Summaries(dataset), batch_size=None, num_workers=args.workers)
+    tokens, tiles, widths, heights, truncated = [], [], [], [], 0
+    for summary in track(loader, description="checking records", console=console, disable=args.json):
+        if "problem" in summary:
+            problems.append(summary["problem"])
+            continue
+        tokens.append(summary["tokens"])
+        tiles.append(summary["tiles"])
+        widths += [w for w, _ in summary["sizes"]]
+        heights += [h for _, h in summary["sizes"]]
+        truncated += summary["truncated"]
+    problems.sort(key=lambda p: (p.dataset, p.index))
+    report = {
+        "records": records,
+        "good": len(tokens),
+        "images": len(widths),
+        "truncated": truncated,
+        "tokens": _percentiles(tokens),
+        "tiles": _percentiles(tiles),
+        "width": _percentiles(widths),
+        "height": _percentiles(heights),
+        "reasons": Counter(_reason_kind(p.reason) for p in problems),
+        "bad": [p.to_dict() for p in problems],
+    }
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        _print_check(report, problems, console)
+    return 1 if problems else 0
+
+
+def _percentiles(values: list[int]) -> dict[str, int]:
+    if not values:
+        return {}
+    return {f"p{q}": int(np.percentile(values, q, method="higher")) for q in PERCENTILES}
+
+
+def _reason_kind(reason: str) -> str:
+    return reason.split(":")[0].split(" (")[0][:60]
+
+
+def _print_check(report: dict, problems: list[Problem], console: Console) -> None:
+    table = Table(title="data check", show_header=True)
+    table.add_column("what")
+    for q in PERCENTILES:
+        table.add_column(f"p{q}", justify="right")
+    for key in ("tokens", "tiles", "width", "height"):
+        if report[key]:
+            table.add_row(key, *(str(report[key][f"p{q}"]) for q in PERCENTILES))
+    console.print(table)
+    console.print(
+        f"records: {report['records']}  good: {report['good']}  bad: {len(problems)}  images: {report['images']}"
+        f"  truncated answers: {report['truncated']}"
+    )
+    for problem in problems:
+        console.print(Text(f"BAD {problem}", style="red"))
+
+
+def show(args: argparse.Namespace, console: Console) -> int:
+    module = _data_module(args)
+    if args.annotations and not args.config:
+        dataset, _, _ = _all_records(module)
+        positions = dataset.entries[:, 1]
+        matches = np.flatnonzero(positions == args.index)
+        if not len(matches):
+            index = dataset.sources[0].index
+            reason = next((p.reason for p in index.problems if p.index == args.index), None)
+            raise SystemExit(reason and f"record {args.index}: {reason}" or f"no record {args.index} (file has {len(index)})")
+        item = int(matches[0])
+    else:
+        module.setup("fit")
+        dataset = module.train_dataset if args.split == "train" else module.val_dataset
+        if not 0 <= args.index < len(dataset):
+            raise SystemExit(f"--index {args.index} is outside the {args.split} split (size {len(dataset)})")
+        item = args.index
+    sample = dataset.build(item)
+    if isinstance(sample, Problem):
+        console.print(Text(f"BAD {sample}", style="red"))
+        return 1
+    input_ids, labels = sample["input_ids"].tolist(), sample["labels"].tolist()
+    summary = {
+        "dataset": sample["key"][0],
+        "record": sample["key"][1],
+        "input_ids": input_ids,
+        "labels": labels,
+        "attention_mask": [1] * len(input_ids),
+        "pixel_values_shape": list(sample["pixel_values"].shape),
+        "num_tiles": sample["num_tiles"],
+        "tile_grids": sample["grids"],
+        "image_sizes": sample["image_sizes"],
+        "tokens": len(input_ids),
+        "image_tokens": input_ids.count(IMG_PAD_ID),
+        "supervised_tokens": sum(label != IGNORE_INDEX for label in labels),
+        "truncated": sample["truncated"],
+    }
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False))
+        return 0
+    console.print(_render_prompt(module, input_ids, labels))
+    for key in ("dataset", "record", "tokens", "image_tokens", "supervised_tokens", "num_tiles", "tile_grids", "image_sizes", "pixel_values_shape"):
+        console.print(Text.assemble((key, "bold"), f": {summary[key]}"))
+    return 0
+
+
+def _render_prompt(module: GotDataModule, input_ids: list[int], labels: list[int]) -> Text:
+    """The prompt with special tokens; image pads collapsed; supervised tokens in green."""
+    text = Text()
+    position = 0
+    while position < len(input_ids):
+        token = input_ids[position]
+        if token == IMG_PAD_ID:
+            run = position
+            while run < len(input_ids) and input_ids[run] == IMG_PAD_ID:
+                run += 1
+            text.append(f"<imgpad>x{run - position}", style="cyan")
+            position = run
+            continue
+        supervised = labels[position] != IGNORE_INDEX
+        text.append(module.tokenizer.decode([token]), style="bold green" if supervised else "dim")
+        position += 1
+    return text

@@ -1,0 +1,161 @@
+"""`got-lightning compare BASE.jsonl FINETUNED.jsonl` and `got-lightning report RUN_DIR`: what
+fine-tuning changed and what is still wrong, as a terminal summary, a self-contained HTML page and
+a JSON file. Every string from data or predictions is printed as plain text, never as markup."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from got_lightning.evaluation.comparison import Comparison, SampleChange, align, compare
+from got_lightning.evaluation.page_images import embed
+from got_lightning.evaluation.report_data import summary
+from got_lightning.evaluation.report_html import render_report
+from got_lightning.evaluation.training_curve import read_validations, svg_chart
+
+MOST_ROWS = 50  # the terminal shows a summary; the HTML and JSON files have every sample
+VERDICT_STYLES = {"better": "green", "worse": "red", "same": ""}
+
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    compare_parser = subparsers.add_parser("compare", help="base vs fine-tuned predictions.jsonl: what changed, what is still wrong")
+    compare_parser.add_argument("base", help="predictions.jsonl of the base model (validate without a checkpoint)")
+    compare_parser.add_argument("finetuned", help="predictions.jsonl of the fine-tuned model")
+    compare_parser.add_argument("--html", help="report to write (default: comparison.html beside FINETUNED)")
+    report_parser = subparsers.add_parser("report", help="a run's held-out CER and loss over its steps, and its error analysis")
+    report_parser.add_argument("run_dir", help="the run's trainer.default_root_dir (with validation/step-*/)")
+    report_parser.add_argument("--html", help="report to write (default: RUN_DIR/report.html)")
+    for parser in (compare_parser, report_parser):
+        parser.add_argument("--json", help="the report's data as JSON (default: the HTML file's name with .json)")
+        parser.add_argument("--top", type=int, default=10, help=f"rows per terminal table (at most {MOST_ROWS})")
+        parser.add_argument("--image-mb", "--image_mb", dest="image_mb", type=float, default=25.0,
+                            help="size budget of the page images embedded in the HTML (worst samples first)")
+
+
+def reading_text(prediction: str, reference: str) -> Text:
+    """The reading with wrong characters red and the expected ones after them in green ⟨angle brackets⟩."""
+    text = Text()
+    for segment in align(prediction, reference):
+        if segment.kind == "equal":
+            text.append(segment.prediction)
+        elif segment.kind == "extra":
+            text.append(segment.prediction, style="bold red underline")
+        elif segment.kind == "missing":
+            text.append(f"\u27e8{segment.reference}\u27e9", style="yellow strike")
+        else:
+            text.append(segment.prediction, style="bold red")
+            text.append(f"\u27e8{segment.reference}\u27e9", style="green")
+    return text
+
+
+def totals_table(comparison: Comparison) -> Table:
+    table = Table(title=f"{len(comparison.changes)} shared held-out samples")
+    for column in ("metric", "base", "fine-tuned", "change"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for m in comparison.metric_changes():
+        table.add_row(m.label, f"{m.base:.4f}", f"{m.tuned:.4f}", Text(f"{m.change:+.4f}", style=VERDICT_STYLES[m.verdict]))
+    return table
+
+
+def datasets_table(comparison: Comparison) -> Table:
+    table = Table(title="per dataset")
+    for column in ("dataset", "samples", "base CER", "fine-tuned CER", "regressed"):
+        table.add_column(column, justify="left" if column == "dataset" else "right")
+    for name, changes in comparison.by_dataset().items():
+        table.add_row(Text(name), str(len(changes)), f"{comparison.totals('base', changes)['cer']:.4f}",
+                      f"{comparison.totals('tuned', changes)['cer']:.4f}", str(sum(1 for c in changes if c.edit_change > 0)))
+    return table
+
+
+def confusions_table(comparison: Comparison, rows: int) -> Table:
+    table = Table(title="commonest confusions after fine-tuning (expected -> read)")
+    for column in ("expected", "read", "count"):
+        table.add_column(column, justify="right" if column == "count" else "left")
+    for expected, read, count in comparison.confusions("tuned")[:rows]:
+        table.add_row(Text(repr(expected) if expected else "(none)"), Text(repr(read) if read else "(none)"), str(count))
+    return table
+
+
+def samples_table(title: str, changes: list[SampleChange], rows: int) -> Table:
+    table = Table(title=f"{title}: {min(rows, len(changes))} of {len(changes)}", show_lines=True)
+    for column in ("image", "dataset", "edits", "CER", "fine-tuned reading ⟨expected⟩"):
+        table.add_column(column, overflow="fold")
+    for change in changes[:rows]:
+        table.add_row(Text(change.image), Text(change.dataset), f"{change.base_score.edits} -> {change.tuned_score.edits}",
+                      f"{change.base_score.cer:.3f} -> {change.tuned_score.cer:.3f}", reading_text(change.tuned, change.reference))
+    return table
+
+
+def print_summary(console: Console, comparison: Comparison, top: int) -> None:
+    rows = max(0, min(top, MOST_ROWS))
+    console.print(totals_table(comparison))
+    counts = Text()
+    counts.append(f"{len(comparison.improved)} improved", style="green")
+    counts.append(", ")
+    counts.append(f"{len(comparison.regressed)} regressed", style="red")
+    counts.append(f", {comparison.unchanged} unchanged; {len(comparison.still_wrong)} still wrong after fine-tuning")
+    if comparison.only_base or comparison.only_tuned:
+        counts.append(f" ({comparison.only_base} only in base, {comparison.only_tuned} only in fine-tuned)")
+    console.print(counts)
+    if len(comparison.datasets) > 1:
+        console.print(datasets_table(comparison))
+    if comparison.still_wrong and rows:
+        console.print(confusions_table(comparison, rows))
+    for title, changes in (("still wrong, most edits first", comparison.still_wrong),
+                           ("improved, largest drop in edits first", comparison.improved),
+                           ("regressed, largest rise in edits first", comparison.regressed)):
+        if changes and rows:
+            console.print(samples_table(title, changes, rows))
+        elif not changes:
+            console.print(Text(f"{title.split(',')[0]}: none"))
+
+
+def write_reports(comparison: Comparison, html: Path, json_path: Path, image_mb: float, title: str, charts: str = "",
+                  extra: dict | None = None) -> None:
+    pictures, ids = embed(comparison, image_mb)
+    html.parent.mkdir(parents=True, exist_ok=True)
+    html.write_text(render_report(comparison, pictures, ids, title, charts), encoding="utf-8")
+    json_path.write_text(json.dumps({**(extra or {}), **summary(comparison)}, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+
+def run_compare(args: argparse.Namespace, console: Console) -> int:
+    comparison = compare(args.base, args.finetuned)
+    print_summary(console, comparison, args.top)
+    html = Path(args.html) if args.html else Path(args.finetuned).with_name("comparison.html")
+    json_path = Path(args.json) if args.json else html.with_suffix(".json")
+    write_reports(comparison, html, json_path, args.image_mb, "Base vs fine-tuned")
+    console.print(Text(f"HTML report: {html}\nJSON: {json_path}"))
+    return 0
+
+
+def run_report(args: argparse.Namespace, console: Console) -> int:
+    validations = read_validations(args.run_dir)
+    scored = [v for v in validations if v.predictions.is_file()]
+    if not scored:
+        raise FileNotFoundError(f"{args.run_dir} has no validation/step-*/ or validation/before-fit/ with predictions.jsonl "
+                                "(fit validates with --trainer.val_check_interval; --validate_before_fit adds the untrained model)")
+    first, last = scored[0], scored[-1]
+    comparison = compare(first.predictions, last.predictions)
+    points = Text("held-out CER by step: ")
+    points.append(", ".join(f"{v.label} {v.cer:.4f}" if v.cer is not None else f"{v.label} not scored" for v in validations))
+    console.print(points)
+    console.print(Text(f"error analysis: {last.label} against {first.label}"))
+    print_summary(console, comparison, args.top)
+    html = Path(args.html) if args.html else Path(args.run_dir) / "report.html"
+    json_path = Path(args.json) if args.json else html.with_suffix(".json")
+    charts = svg_chart(validations, "cer", "held-out CER") + svg_chart(validations, "loss", "held-out loss")
+    steps = [{"label": v.label, "step": v.step, "cer": v.cer, "loss": v.loss, "num_samples": v.num_samples} for v in validations]
+    write_reports(comparison, html, json_path, args.image_mb, f"Training report: {last.label} against {first.label}", charts,
+                  extra={"run_dir": str(args.run_dir), "validations": steps})
+    console.print(Text(f"HTML report: {html}\nJSON: {json_path}"))
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console()
+    return run_compare(args, console) if args.command == "compare" else run_report(args, console)

@@ -1,0 +1,146 @@
+"""`got-lightning fit|validate|test|predict`: LightningCLI with the checkpoint, preemption and prediction
+sections, the model-path link, crash-safe checkpoints and `--ckpt_path last|best`."""
+
+from __future__ import annotations
+
+import math
+import shlex
+import sys
+from typing import Any
+
+import lightning as L
+
+from lightning.pytorch.callbacks import Callback, ProgressBar
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from rich.console import Console
+
+from got_lightning.checkpoint_io import AtomicCheckpointIO, remove_stale_staging
+from got_lightning.checkpointing import (
+    NAMED_CHECKPOINTS,
+    BestCheckpoint,
+    NoCheckpointError,
+    RunCheckpoint,
+    checkpoint_dir,
+    resolve_checkpoint,
+)
+from got_lightning.commands.errors import USER_ERRORS
+from got_lightning.data.datamodule import GotDataModule
+from got_lightning.epoch_resume import ExactEpochResume
+from got_lightning.module import GotLightningModule, NonFiniteTrainingError, NothingScoredError, NothingToTrainError
+from got_lightning.preemption import PreemptionCheckpoint
+from got_lightning.evaluation.prediction_writer import PredictionWriter
+from got_lightning.optional import MissingExtraError
+from got_lightning.preflight import PreflightError, check_annotations, check_free_space, check_writable, checkpoint_bytes
+from got_lightning.strategies import is_deepspeed
+
+
+class GotCLI(LightningCLI):
+    """LightningCLI with the checkpoint section, the model-path link and got-lightning's defaults."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(BestCheckpoint, "best_checkpoint")
+        parser.add_lightning_class_args(PredictionWriter, "predict_output")
+        parser.add_lightning_class_args(PreemptionCheckpoint, "preemption")
+        parser.link_arguments("model.model_path", "data.model_path")
+        parser.link_arguments("model.revision", "data.model_revision")
+        parser.add_argument(
+            "--validate_before_fit", type=bool, default=False,
+            help="Validate the untrained model first, to print the held-out CER before training",
+        )
+        parser.set_defaults(
+            {
+                "checkpoint.save_last": True,
+                "trainer.use_distributed_sampler": False,
+                "trainer.callbacks": [
+                    {"class_path": "got_lightning.progress.GotProgressBar"},
+                    {"class_path": "lightning.pytorch.callbacks.RichModelSummary", "init_args": {"max_depth": 2}},
+                ],
+            }
+        )
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        self.command_line = shlex.join(["got-lightning", *(sys.argv[1:] if args is None else args)])
+        super().parse_arguments(parser, args)
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> L.Trainer:
+        if config.get("enable_progress_bar") is False:  # our default bar would contradict the user's choice
+            config = {**config, "callbacks": [c for c in config.get("callbacks") or [] if not isinstance(c, ProgressBar)]}
+        return super()._instantiate_trainer(config, callbacks)
+
+    def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
+        trainer = super().instantiate_trainer(**kwargs)
+        trainer.callbacks.append(ExactEpochResume())  # always: resuming must never shift epochs
+        return trainer
+
+    def kept_checkpoints(self) -> int:
+        """How many checkpoints the run's callbacks keep at once (all of them when save_top_k is -1)."""
+        count = 0
+        for callback in self.trainer.checkpoint_callbacks:
+            kept = callback.save_top_k
+            if kept == -1:
+                every = getattr(callback, "_every_n_train_steps", 0) or 1
+                kept = max(self.trainer.max_steps // every, 1) if self.trainer.max_steps > 0 else 1
+            count += kept + int(bool(callback.save_last))
+        return count
+
+    def before_fit(self) -> None:
+        self.model.run_record.command = self.command_line
+        check_writable(self.trainer.default_root_dir)
+        check_annotations(self.datamodule.specs)
+        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        check_free_space(self.trainer.default_root_dir, self.kept_checkpoints() * checkpoint_bytes(trainable))
+        self._prepare_checkpoints()
+        self.cer_before = None
+        if self.config_init[self.subcommand].get("validate_before_fit"):
+            self.model.results_subdir = "validation/before-fit"
+            self.trainer.validate(self.model, datamodule=self.datamodule)
+            self.model.results_subdir = None
+            self.cer_before = self.trainer.callback_metrics.get("val/cer")
+
+    def before_validate(self) -> None:
+        self._prepare_checkpoints()
+
+    before_test = before_validate
+    before_predict = before_validate
+
+    def _prepare_checkpoints(self) -> None:
+        """Crash-safe checkpoint I/O, what a killed run left behind cleaned up, and `--ckpt_path
+        last|best` resolved to a complete checkpoint of this run (named on stderr)."""
+        if not is_deepspeed(self.trainer.strategy):  # DeepSpeed writes its own directories
+            self.trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        if self.trainer.is_global_zero:
+            for stale in remove_stale_staging(checkpoint_dir(self.trainer.default_root_dir)):
+                print(f"removed a half-written checkpoint of an interrupted run: {stale}", file=sys.stderr)
+        config = self.config_init[self.subcommand]
+        requested = config.get("ckpt_path")
+        config["ckpt_path"] = resolve_checkpoint(requested, self.trainer.default_root_dir)
+        if requested in NAMED_CHECKPOINTS and self.trainer.is_global_zero:
+            verb = "resuming from" if self.subcommand == "fit" else "using"
+            print(f"--ckpt_path {requested}: {verb} {config['ckpt_path']}", file=sys.stderr)
+
+    def after_fit(self) -> None:
+        cer_after = self.trainer.callback_metrics.get("val/cer")
+        if self.trainer.is_global_zero and cer_after is not None:
+            before = "" if self.cer_before is None else f"before training {describe_cer(self.cer_before)}, "
+            Console().print(f"held-out CER: {before}after training {describe_cer(cer_after)}")
+
+
+def describe_cer(value: Any) -> str:
+    value = float(value)
+    return "not scored (no held-out sample could be read)" if math.isnan(value) else f"{value:.4f}"
+
+
+def run_lightning(argv: list[str]) -> int:
+    try:
+        GotCLI(
+            GotLightningModule,
+            GotDataModule,
+            args=None if argv == sys.argv[1:] else argv,
+            save_config_kwargs={"overwrite": True},
+            parser_kwargs={"prog": "got-lightning"},
+        )
+    except (PreflightError, NoCheckpointError, MissingExtraError, NonFiniteTrainingError, NothingScoredError, NothingToTrainError, *USER_ERRORS) as error:
+        print(f"got-lightning: error: {error}", file=sys.stderr)
+        return 2
+    return 0
