@@ -46,7 +46,10 @@ def fit_config(path: Path, pages: Path, model_dir: Path, root: Path, **sections)
         "checkpoint": {"every_n_train_steps": 2},
     }
     for section, values in sections.items():
-        config.setdefault(section, {}).update(values)
+        if isinstance(values, dict):
+            config.setdefault(section, {}).update(values)
+        else:
+            config[section] = values
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
 

@@ -37,7 +37,7 @@ def _data_module(args: argparse.Namespace) -> GotDataModule:
         data = {"datasets": [{"name": Path(args.annotations).stem, "annotations": args.annotations, "image_root": args.image_root}]}
         model = {}
     else:
-        raise SystemExit("give --config CFG or --annotations FILE [--image-root DIR]")
+        raise ValueError("give --config CFG or --annotations FILE [--image-root DIR]")
     data["model_path"] = args.model_path or model.get("model_path") or data.get("model_path")
     data["model_revision"] = args.revision or model.get("revision") or data.get("model_revision", DEFAULT_REVISION)
     if args.image_mode:
@@ -158,13 +158,13 @@ def show(args: argparse.Namespace, console: Console) -> int:
         if not len(matches):
             index = dataset.sources[0].index
             reason = next((p.reason for p in index.problems if p.index == args.index), None)
-            raise SystemExit(reason and f"record {args.index}: {reason}" or f"no record {args.index} (file has {len(index)})")
+            raise ValueError(reason and f"record {args.index}: {reason}" or f"no record {args.index} (file has {len(index)})")
         item = int(matches[0])
     else:
         module.setup("fit")
         dataset = module.train_dataset if args.split == "train" else module.val_dataset
         if not 0 <= args.index < len(dataset):
-            raise SystemExit(f"--index {args.index} is outside the {args.split} split (size {len(dataset)})")
+            raise ValueError(f"--index {args.index} is outside the {args.split} split (size {len(dataset)})")
         item = args.index
     sample = dataset.build(item)
     if isinstance(sample, Problem):

@@ -31,7 +31,7 @@ th.sortable { cursor: pointer; user-select: none; } th.sorted-asc::after { conte
 .status-improved { color: #176f2c; } .status-regressed { color: #b3261e; }
 .reading { font-family: ui-monospace, monospace; white-space: pre-wrap; word-break: break-all; max-width: 52em; line-height: 2.1; }
 .reading .line { display: block; border-left: 2px solid #eee; padding-left: 0.4em; }
-ruby { ruby-position: over; } rt { font-size: 70%; color: #176f2c; }
+ruby { ruby-position: over; } rt { font-size: 80%; font-weight: bold; color: #176f2c; }
 .s { background: #ffd6d3; } .x { background: #ffd6d3; text-decoration: underline wavy #b3261e; } .m { color: #b08900; }
 .ch { font-family: ui-monospace, monospace; background: #f4f4f4; padding: 0 0.3em; }
 .controls { display: flex; gap: 0.8em; align-items: center; flex-wrap: wrap; margin: 0.6em 0; }
