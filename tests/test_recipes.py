@@ -51,3 +51,21 @@ def test_demo_recipe_builds_everything_and_trains(tmp_path, monkeypatch):
     assert (demo / "run" / "checkpoints" / "last.ckpt").is_file()
     metrics = json.loads((demo / "run" / "validation" / "step-000004" / "metrics.json").read_text())
     assert metrics["num_samples"] == 58 and metrics["cer"] >= 0
+
+
+def test_the_dry_run_keeps_the_guji_recipe_and_changes_only_what_a_cpu_box_needs(capsys):
+    def printed(*recipes: str) -> dict:
+        with pytest.raises(SystemExit):
+            main(["fit", *(arg for recipe in recipes for arg in ("--config", str(CONFIGS / recipe))), "--print_config"])
+        out = capsys.readouterr().out
+        return yaml.safe_load(out[out.index("# lightning"):])
+
+    guji, dry = printed("guji.yaml"), printed("guji.yaml", "dry-run.yaml")
+    for key in ("strategy", "precision", "accumulate_grad_batches", "gradient_clip_val", "max_epochs"):
+        assert dry["trainer"][key] == guji["trainer"][key], key
+    for key in ("batch_size", "eval_batch_size", "image_mode", "model_max_length", "group_by_length", "max_tiles"):
+        assert dry["data"][key] == guji["data"][key], key
+    for key in ("gradient_checkpointing", "optimizer", "learning_rate", "lr_scheduler", "warmup_ratio", "freeze_vision_tower"):
+        assert dry["model"][key] == guji["model"][key], key
+    assert dry["checkpoint"] == guji["checkpoint"]
+    assert (dry["trainer"]["accelerator"], dry["trainer"]["devices"], dry["model"]["init_preset"]) == ("cpu", 2, "got")
