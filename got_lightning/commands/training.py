@@ -63,6 +63,11 @@ class GotCLI(LightningCLI):
         self.command_line = shlex.join(["got-lightning", *(sys.argv[1:] if args is None else args)])
         super().parse_arguments(parser, args)
 
+    def _parse_ckpt_path(self) -> None:
+        """Keep the user's config: Lightning would overwrite the model section with the hyperparameters
+        saved in a checkpoint file (an old run's model directory, generation settings) whenever
+        `--ckpt_path` names a file. The weights still come from the checkpoint."""
+
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> L.Trainer:
         if config.get("enable_progress_bar") is False:  # our default bar would contradict the user's choice
             config = {**config, "callbacks": [c for c in config.get("callbacks") or [] if not isinstance(c, ProgressBar)]}
