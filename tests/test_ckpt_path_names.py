@@ -12,6 +12,8 @@ from got_lightning.cli import main
 from tests.helpers import run_executable
 from tests.training_helpers import fit_config
 
+pytestmark = pytest.mark.xdist_group("ckpt_path_names")  # one worker builds the module's shared runs
+
 
 def metrics(folder):
     return json.loads((folder / "metrics.json").read_text(encoding="utf-8"))

@@ -19,6 +19,8 @@ from got_lightning.checkpoint_io import STAGING_MARK
 from got_lightning.cli import main
 from tests.training_helpers import fit_config
 
+pytestmark = pytest.mark.xdist_group("crash_safety")  # one worker builds the module's shared runs
+
 SCHEDULE = {"model": {"lr_schedule_steps": 400}}
 
 

@@ -24,7 +24,7 @@ from got_lightning.model.loading import load_model  # noqa: E402
 from tests.helpers import executable, run_executable  # noqa: E402
 from tests.training_helpers import datamodule, fit_config  # noqa: E402
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("deepspeed_cpu")]  # one worker builds the module's shared runs
 ZERO = Path(__file__).resolve().parents[1] / "zero_config"
 # 21 training pages, batch 2, 2 ranks, accumulation 2: 5 micro-batches per rank and epoch, so 3
 # optimizer steps per epoch (the last on a partial window). HALF = 4 is inside the second epoch.

@@ -10,7 +10,7 @@ import pytest
 
 from tests.helpers import run_executable, text_page
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report_browser")]  # one worker builds the module's shared runs
 BROWSERS = ("chromium-headless-shell", "chromium", "chromium-browser", "google-chrome")
 # Without these a headless Chromium keeps trying to reach Google's servers from a closed network.
 QUIET = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

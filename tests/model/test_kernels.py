@@ -9,6 +9,8 @@ from got_lightning.cli import main
 from got_lightning.module import GotLightningModule
 from tests.training_helpers import datamodule
 
+pytestmark = pytest.mark.xdist_group("kernels")  # one worker builds the module's shared runs
+
 
 @pytest.fixture(scope="module")
 def batch(micro_model_dir, digit_pages):
