@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-from got_lightning.checkpoint_io import read_checkpoint
+from got_lightning.training.checkpoints import read_checkpoint
 from got_lightning.data.geometry import PIXELS_PER_TOKEN_SIDE
 from got_lightning.model.loading import save_model_dir
 from got_lightning.model_card import held_out_for, model_card

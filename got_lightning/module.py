@@ -44,8 +44,8 @@ from got_lightning.model.optim import (
     parameter_groups,
     warmup_steps_for,
 )
-from got_lightning.rng import capture_rng_states, restore_rng_states
-from got_lightning.strategies import global_grad_norm, is_deepspeed
+from got_lightning.training.rng import capture_rng_states, restore_rng_states
+from got_lightning.training.strategies import global_grad_norm, is_deepspeed
 from got_lightning.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)

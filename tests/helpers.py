@@ -10,6 +10,8 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 from safetensors.torch import save_file
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
 
 def text_page(path: Path, size: tuple[int, int] = (300, 200), text: str = "12345", **save) -> Path:
     page = Image.new("RGB", size, "white")

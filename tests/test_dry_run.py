@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from safetensors import safe_open
 
-from got_lightning.checkpoint_io import COMPLETE_MARK
-from tests.helpers import run_executable
+from got_lightning.training.checkpoints import COMPLETE_MARK
+from tests.helpers import REPO_ROOT, run_executable
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not os.environ.get("GOT_LIGHTNING_REAL_SIZE"),
                                                    reason="real-size dry run: set GOT_LIGHTNING_REAL_SIZE=1 (15 min, 16 GB)")]
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = REPO_ROOT / "configs"
 RECIPE = ["--config", str(CONFIGS / "guji.yaml"), "--config", str(CONFIGS / "dry-run.yaml")]
 
 

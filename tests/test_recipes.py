@@ -7,9 +7,10 @@ import pytest
 import yaml
 
 from got_lightning.cli import main
-from got_lightning.strategies import GotDeepSpeedStrategy
+from got_lightning.training.strategies import GotDeepSpeedStrategy
+from tests.helpers import REPO_ROOT
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = REPO_ROOT / "configs"
 
 
 def printed_config(recipe: str, capsys) -> dict:

@@ -3,9 +3,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.helpers import text_page
+from tests.helpers import REPO_ROOT, text_page
 
-TOOLS = Path(__file__).resolve().parents[1] / "tools"
+TOOLS = REPO_ROOT / "tools"
 
 
 def test_build_dataset_from_character_boxes_and_transcripts(tmp_path):

@@ -13,6 +13,7 @@ import pytest
 from got_lightning.cli import main
 from got_lightning.evaluation.results import read_predictions
 from tests.training_helpers import fit_config
+from tests.helpers import REPO_ROOT
 
 
 def levenshtein(a: str, b: str) -> int:
@@ -100,7 +101,7 @@ def test_ddp_with_two_processes_gives_the_single_process_metrics(image_sensitive
     single = validate_config(tmp_path, digit_pages, image_sensitive_model_dir, single_root, data=data)
     ddp = validate_config(tmp_path, digit_pages, image_sensitive_model_dir, ddp_root, data=dict(data))
     assert main(["validate", "--config", str(single)]) == 0
-    environment = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    environment = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     result = subprocess.run(
         [sys.executable, "-m", "got_lightning.cli", "validate", "--config", str(ddp),
          "--trainer.devices", "2", "--trainer.strategy", "ddp"],

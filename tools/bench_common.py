@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from got_lightning.synthetic import PageStyle, make_dataset
+from got_lightning.data.synthetic import PageStyle, make_dataset
 
 # The demo's pages: one digit per 64-px cell, 2 to 4 digits.
 DIGIT_CELLS = PageStyle(char_width=64, min_chars=2, max_chars=4)

@@ -36,11 +36,11 @@ from got_lightning.data.config import DatasetSpec
 from got_lightning.data.datamodule import GotDataModule
 from got_lightning.model.loading import init_model_dir
 from got_lightning.module import GotLightningModule
-from got_lightning.synthetic import PageStyle
+from got_lightning.data.synthetic import PageStyle
 
 # 40 lines of 25 digits on a 1024-px page: about 1000 answer tokens (one token per digit).
 LONG_PAGES = PageStyle(width=1024, height=1024, font_size=18, lines=40, min_chars=25, max_chars=25)
-ZERO2 = {"class_path": "got_lightning.strategies.GotDeepSpeedStrategy", "init_args": {"config": "zero_config/zero2.json"}}
+ZERO2 = {"class_path": "got_lightning.training.strategies.GotDeepSpeedStrategy", "init_args": {"config": "zero_config/zero2.json"}}
 # Dense bf16 peak, TFLOP/s, by device name.
 PEAK_TFLOPS = {"H100 PCIe": 756.0, "H100 NVL": 835.0, "H100": 989.4, "H200": 989.4, "A100": 312.0}
 RUNS = {

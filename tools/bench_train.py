@@ -37,7 +37,7 @@ from got_lightning.data.datamodule import GotDataModule
 from got_lightning.model.loading import init_model_dir, load_model
 from got_lightning.module import GotLightningModule
 from got_lightning.model.optim import warmup_steps_for
-from got_lightning.synthetic import PageStyle
+from got_lightning.data.synthetic import PageStyle
 from got_lightning.tokens import IGNORE_INDEX
 
 

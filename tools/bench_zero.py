@@ -37,8 +37,8 @@ REPO = Path(__file__).resolve().parents[1]
 TOOLS = Path(__file__).resolve().parent
 STRATEGIES = {
     "ddp": {"class_path": "lightning.pytorch.strategies.DDPStrategy", "init_args": {"gradient_as_bucket_view": True}},
-    "zero2": {"class_path": "got_lightning.strategies.GotDeepSpeedStrategy", "init_args": {"config": str(REPO / "zero_config/zero2.json")}},
-    "zero3": {"class_path": "got_lightning.strategies.GotDeepSpeedStrategy", "init_args": {"config": str(REPO / "zero_config/zero3.json")}},
+    "zero2": {"class_path": "got_lightning.training.strategies.GotDeepSpeedStrategy", "init_args": {"config": str(REPO / "zero_config/zero2.json")}},
+    "zero3": {"class_path": "got_lightning.training.strategies.GotDeepSpeedStrategy", "init_args": {"config": str(REPO / "zero_config/zero3.json")}},
 }
 
 

@@ -20,7 +20,7 @@ from PIL import Image
 
 from got_lightning.data.images import IMAGE_SUFFIXES
 from got_lightning.data.split import is_held_out
-from got_lightning.synthetic import DEFAULT_PROMPT
+from got_lightning.data.synthetic import DEFAULT_PROMPT
 
 LineBreaks = Literal["none", "columns", "rows"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from jsonargparse import CLI
 
-from got_lightning.synthetic import DEFAULT_PROMPT, PageStyle, make_dataset
+from got_lightning.data.synthetic import DEFAULT_PROMPT, PageStyle, make_dataset
 
 
 def main(output: str, count: int = 100, style: PageStyle = PageStyle(), seed: int = 0, prompt: str = DEFAULT_PROMPT) -> None:

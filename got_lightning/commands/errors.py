@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from got_lightning.config_file import ConfigError
+from got_lightning.commands.config_file import ConfigError
 from got_lightning.data.errors import AnnotationFileError
 from got_lightning.model.model_dir import ConversionError, ModelDirError
 

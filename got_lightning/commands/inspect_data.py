@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 from torch.utils.data import DataLoader
 
-from got_lightning.config_file import read_sections
+from got_lightning.commands.config_file import read_sections
 from got_lightning.data.config import DatasetSpec
 from got_lightning.data.datamodule import GotDataModule
 from got_lightning.data.dataset import GotDataset, Source

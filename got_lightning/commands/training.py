@@ -14,8 +14,8 @@ from lightning.pytorch.callbacks import Callback, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from rich.console import Console
 
-from got_lightning.checkpoint_io import AtomicCheckpointIO, remove_stale_staging
-from got_lightning.checkpointing import (
+from got_lightning.training.checkpoints import AtomicCheckpointIO, remove_stale_staging
+from got_lightning.training.checkpoints import (
     NAMED_CHECKPOINTS,
     BestCheckpoint,
     NoCheckpointError,
@@ -25,13 +25,13 @@ from got_lightning.checkpointing import (
 )
 from got_lightning.commands.errors import USER_ERRORS
 from got_lightning.data.datamodule import GotDataModule
-from got_lightning.epoch_resume import ExactEpochResume
+from got_lightning.training.epoch_resume import ExactEpochResume
 from got_lightning.module import GotLightningModule, NonFiniteTrainingError, NothingScoredError, NothingToTrainError
-from got_lightning.preemption import PreemptionCheckpoint
+from got_lightning.training.preemption import PreemptionCheckpoint
 from got_lightning.evaluation.prediction_writer import PredictionWriter
 from got_lightning.optional import MissingExtraError
-from got_lightning.preflight import PreflightError, check_annotations, check_free_space, check_writable, checkpoint_bytes
-from got_lightning.strategies import is_deepspeed
+from got_lightning.training.preflight import PreflightError, check_annotations, check_free_space, check_writable, checkpoint_bytes
+from got_lightning.training.strategies import is_deepspeed
 
 
 class GotCLI(LightningCLI):
@@ -53,7 +53,7 @@ class GotCLI(LightningCLI):
                 "checkpoint.save_last": True,
                 "trainer.use_distributed_sampler": False,
                 "trainer.callbacks": [
-                    {"class_path": "got_lightning.progress.GotProgressBar"},
+                    {"class_path": "got_lightning.training.progress.GotProgressBar"},
                     {"class_path": "lightning.pytorch.callbacks.RichModelSummary", "init_args": {"max_depth": 2}},
                 ],
             }

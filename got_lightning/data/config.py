@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from got_lightning.synthetic import SyntheticSpec
+from got_lightning.data.synthetic import SyntheticSpec
 
 
 @dataclass

@@ -27,7 +27,7 @@ from got_lightning.data.sampler import ShardSampler, TrainBatchSampler
 from got_lightning.data.split import repeat_positions, split_positions
 from got_lightning.data.windows import WindowLoader
 from got_lightning.model.hub import DEFAULT_REVISION, resolve_model_path
-from got_lightning.synthetic import materialize
+from got_lightning.data.synthetic import materialize
 from got_lightning.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from got_lightning.data.config import DatasetSpec
 from got_lightning.data.datamodule import GotDataModule
-from got_lightning.synthetic import PageStyle, make_dataset
+from got_lightning.data.synthetic import PageStyle, make_dataset
 
 
 class KeyRecorder(L.LightningModule):

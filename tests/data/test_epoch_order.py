@@ -9,7 +9,7 @@ import pytest
 
 from got_lightning.cli import main
 from got_lightning.data.sampler import TrainBatchSampler
-from got_lightning.synthetic import PageStyle, make_dataset
+from got_lightning.data.synthetic import PageStyle, make_dataset
 from tests.training_helpers import datamodule, fit_config, read_batch_keys
 
 pytestmark = pytest.mark.xdist_group("epoch_order")  # one worker builds the module's shared runs

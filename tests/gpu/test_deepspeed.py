@@ -11,7 +11,7 @@ from tests.training_helpers import datamodule, fit_config
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 pytest.importorskip("deepspeed")
 
-ZERO2 = {"class_path": "got_lightning.strategies.GotDeepSpeedStrategy", "init_args": {"config": "zero_config/zero2.json"}}
+ZERO2 = {"class_path": "got_lightning.training.strategies.GotDeepSpeedStrategy", "init_args": {"config": "zero_config/zero2.json"}}
 
 
 def gpu_config(tmp_path, pages, model_dir, name, **trainer):

@@ -15,7 +15,7 @@ import yaml
 
 from got_lightning.model.loading import init_model_dir, load_model
 from got_lightning.tokenizer import bundled_tiktoken_file
-from tests.fake_hub import FakeHub, FakeRepo
+from tests.model.fake_hub import FakeHub, FakeRepo
 from tests.helpers import record, run_executable, text_page, write_json, write_original_dir
 from tests.training_helpers import fit_config
 

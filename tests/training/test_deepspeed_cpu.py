@@ -18,14 +18,14 @@ import torch
 
 pytest.importorskip("deepspeed")
 
-from got_lightning.checkpoint_io import COMPLETE_MARK, read_checkpoint  # noqa: E402
+from got_lightning.training.checkpoints import COMPLETE_MARK, read_checkpoint  # noqa: E402
 from got_lightning.export import module_from_checkpoint  # noqa: E402
 from got_lightning.model.loading import load_model  # noqa: E402
-from tests.helpers import executable, run_executable  # noqa: E402
+from tests.helpers import REPO_ROOT, executable, run_executable  # noqa: E402
 from tests.training_helpers import datamodule, fit_config  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("deepspeed_cpu")]  # one worker builds the module's shared runs
-ZERO = Path(__file__).resolve().parents[1] / "zero_config"
+ZERO = REPO_ROOT / "zero_config"
 # 21 training pages, batch 2, 2 ranks, accumulation 2: 5 micro-batches per rank and epoch, so 3
 # optimizer steps per epoch (the last on a partial window). HALF = 4 is inside the second epoch.
 STEPS, HALF = 8, 4
@@ -34,7 +34,7 @@ STEPS, HALF = 8, 4
 def strategy(name: str) -> list[str]:
     if name == "ddp":
         return ["--trainer.strategy", "ddp"]
-    return ["--trainer.strategy", "got_lightning.strategies.GotDeepSpeedStrategy",
+    return ["--trainer.strategy", "got_lightning.training.strategies.GotDeepSpeedStrategy",
             "--trainer.strategy.config", str(ZERO / f"{name}.json")]
 
 
@@ -185,7 +185,7 @@ def test_a_rank_killed_while_a_zero_checkpoint_is_written_resumes_from_the_last_
     driver.write_text(KILL_RANK_1_MID_SAVE, encoding="utf-8")
     # Rank 1 writes one optimizer shard per checkpoint directory: step=2 and last at step 2, then
     # the step-4 directory, during which it dies.
-    environment = dict(os.environ, KILL_AT_SAVE="3", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    environment = dict(os.environ, KILL_AT_SAVE="3", PYTHONPATH=str(REPO_ROOT))
     killed = subprocess.run([sys.executable, str(driver), "fit", "--config", str(path), *strategy("zero2"),
                              "--trainer.max_steps", str(STEPS)], capture_output=True, text=True, timeout=300, env=environment)
     assert killed.returncode != 0

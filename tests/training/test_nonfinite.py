@@ -5,7 +5,7 @@ import lightning as L
 import pytest
 import torch
 
-from got_lightning.checkpointing import RunCheckpoint
+from got_lightning.training.checkpoints import RunCheckpoint
 from got_lightning.module import GotLightningModule, NonFiniteTrainingError
 from tests.training_helpers import datamodule, trainer
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from got_lightning.cli import main
-from got_lightning.preflight import PreflightError, check_free_space, checkpoint_bytes
+from got_lightning.training.preflight import PreflightError, check_free_space, checkpoint_bytes
 from tests.training_helpers import fit_config
 
 

@@ -10,8 +10,8 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_info
 
-from got_lightning.checkpointing import LAST_NAME, RunCheckpoint, checkpoint_dir
-from got_lightning.epoch_resume import at_window_boundary
+from got_lightning.training.checkpoints import LAST_NAME, RunCheckpoint, checkpoint_dir
+from got_lightning.training.epoch_resume import at_window_boundary
 
 
 class PreemptionCheckpoint(L.Callback):

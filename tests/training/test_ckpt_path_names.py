@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from got_lightning.checkpoint_io import COMPLETE_MARK
-from got_lightning.checkpointing import find_best_checkpoint, find_last_checkpoint
+from got_lightning.training.checkpoints import COMPLETE_MARK
+from got_lightning.training.checkpoints import find_best_checkpoint, find_last_checkpoint
 from got_lightning.cli import main
 from tests.helpers import run_executable
 from tests.training_helpers import fit_config

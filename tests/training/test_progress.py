@@ -5,7 +5,7 @@ import pytest
 import yaml
 from lightning.pytorch.demos.boring_classes import BoringModel
 
-from got_lightning.progress import GotProgressBar
+from got_lightning.training.progress import GotProgressBar
 from tests.helpers import run_executable
 from tests.training_helpers import fit_config
 

@@ -15,7 +15,7 @@ import psutil
 import pytest
 import torch
 
-from got_lightning.checkpoint_io import STAGING_MARK
+from got_lightning.training.checkpoints import STAGING_MARK
 from got_lightning.cli import main
 from tests.training_helpers import fit_config
 
@@ -83,7 +83,7 @@ def test_kill_9_then_resume_equals_uninterrupted(kill_after, reference, digit_pa
 
 KILL_MID_WRITE = textwrap.dedent("""
     import os, signal, sys
-    import got_lightning.checkpoint_io as io
+    import got_lightning.training.checkpoints as io
     saves = 0
     real_save = io.torch.save
     def half_then_die(checkpoint, handle):

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from got_lightning.cli import main
-from got_lightning.rng import capture_rng_states, restore_rng_states
+from got_lightning.training.rng import capture_rng_states, restore_rng_states
 from tests.training_helpers import fit_config
 
 

@@ -7,9 +7,10 @@ import pytest
 
 pytest.importorskip("deepspeed")
 
-from got_lightning.strategies import DeepSpeedConfigError, GotDeepSpeedStrategy, resolve_auto  # noqa: E402
+from got_lightning.training.strategies import DeepSpeedConfigError, GotDeepSpeedStrategy, resolve_auto  # noqa: E402
+from tests.helpers import REPO_ROOT
 
-ZERO = Path(__file__).parent.parent / "zero_config"
+ZERO = REPO_ROOT / "zero_config"
 
 
 @pytest.mark.parametrize("name, stage", [("zero2.json", 2), ("zero3.json", 3)])
