@@ -2,40 +2,32 @@
 
 from __future__ import annotations
 
-import logging
-import time
 import warnings
 from dataclasses import asdict
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.plugins.precision import MixedPrecision, Precision
-from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy
 from lightning.pytorch.utilities import GradClipAlgorithmType
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
-from rich.console import Console
 from torchmetrics import MeanMetric
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-from got_lightning.data.errors import commonest_reasons
-from got_lightning.evaluation.gather import gather_problems, gather_records
-from got_lightning.evaluation.results import one_or_all, scored_record, write_results
 from got_lightning.data.windows import WindowPosition
 from got_lightning.evaluation.generation import GenerationArgs, decode, generate_ids, split_prompts
-from got_lightning.model.kernels import AttentionName, compile_text_layers, set_text_attention
-from got_lightning.model.output_head import OutputHead, generation_head
+from got_lightning.evaluation.held_out import SCORE_NAMES, HeldOutResults
 from got_lightning.evaluation.metrics import OcrMetrics
+from got_lightning.evaluation.results import one_or_all, scored_record
 from got_lightning.evaluation.scores import TextNormalization
-from got_lightning.model_card import CARD_KEY, RunRecord, held_out_summary
 from got_lightning.model.feature_cache import FeatureCacheArgs, VisionFeatureCache, tower_fingerprint
 from got_lightning.model.freezing import Freezing, count_parameters, print_summary
 from got_lightning.model.hub import DEFAULT_REVISION, resolve_model_path
+from got_lightning.model.kernels import AttentionName, compile_text_layers, set_text_attention
 from got_lightning.model.loading import ensure_model_dir, load_model
-from got_lightning.model.model_dir import ModelDirError
 from got_lightning.model.lora import LoraArgs, add_lora, merge_lora
-from got_lightning.model.loss import supervised_loss_sum
+from got_lightning.model.loss import effective_batch_loss, supervised_loss_sum
+from got_lightning.model.model_dir import ModelDirError
 from got_lightning.model.optim import (
     OptimizerName,
     SchedulerName,
@@ -44,23 +36,14 @@ from got_lightning.model.optim import (
     parameter_groups,
     warmup_steps_for,
 )
-from got_lightning.training.rng import capture_rng_states, restore_rng_states
-from got_lightning.training.strategies import global_grad_norm, is_deepspeed
+from got_lightning.model.output_head import OutputHead, generation_head
+from got_lightning.model_card import CARD_KEY, RunRecord, held_out_summary
+from got_lightning.options import as_options
 from got_lightning.tokenizer import load_tokenizer
-
-log = logging.getLogger(__name__)
-
-
-class NonFiniteTrainingError(RuntimeError):
-    """Too many consecutive optimizer steps with a NaN/inf loss or gradient."""
-
-
-class NothingToTrainError(RuntimeError):
-    """Too many consecutive optimizer steps without a single readable training sample."""
-
-
-class NothingScoredError(RuntimeError):
-    """`validate`/`test` found no held-out sample it could score."""
+from got_lightning.training.nonfinite import NonFiniteGuard
+from got_lightning.training.rng import capture_rng_states, restore_rng_states
+from got_lightning.training.strategies import all_ranks_finished, is_deepspeed
+from got_lightning.training.window_monitor import WindowMonitor
 
 
 class GotLightningModule(L.LightningModule):
@@ -145,18 +128,18 @@ class GotLightningModule(L.LightningModule):
         max_empty_steps: int = 10,
     ) -> None:
         super().__init__()
-        lora = LoraArgs(**lora) if isinstance(lora, dict) else lora
-        generation = GenerationArgs(**generation) if isinstance(generation, dict) else generation
-        normalization = TextNormalization(**normalization) if isinstance(normalization, dict) else normalization
-        feature_cache = FeatureCacheArgs(**feature_cache) if isinstance(feature_cache, dict) else feature_cache
+        lora = as_options(LoraArgs, lora)
+        generation = as_options(GenerationArgs, generation, GenerationArgs())
+        normalization = as_options(TextNormalization, normalization, TextNormalization())
+        feature_cache = as_options(FeatureCacheArgs, feature_cache, FeatureCacheArgs())
         if cache_vision_features and not freeze_vision_tower:
             raise ValueError("model.cache_vision_features needs model.freeze_vision_tower: true (a training tower changes its features)")
         # Plain values only, so checkpoints load with `weights_only=True`.
         self.save_hyperparameters(ignore=["lora", "generation", "normalization", "feature_cache"])
         self.hparams["lora"] = None if lora is None else asdict(lora)
-        self.hparams["generation"] = asdict(generation or GenerationArgs())
-        self.hparams["normalization"] = asdict(normalization or TextNormalization())
-        self.hparams["feature_cache"] = asdict(feature_cache or FeatureCacheArgs())
+        self.hparams["generation"] = asdict(generation)
+        self.hparams["normalization"] = asdict(normalization)
+        self.hparams["feature_cache"] = asdict(feature_cache)
         ensure_model_dir(model_path, init_preset, init_seed)
         model_dir = resolve_model_path(model_path, revision)
         if not model_dir.exists():
@@ -173,27 +156,16 @@ class GotLightningModule(L.LightningModule):
             self.got.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if compile:
             compile_text_layers(self.got)
-        self.generation = generation or GenerationArgs()
+        self.generation = generation
         self.feature_cache = (
             VisionFeatureCache(tower_fingerprint(self.got.model.vision_tower), feature_cache) if cache_vision_features else None
         )
-        self.normalization = normalization or TextNormalization()
+        self.normalization = normalization
         self.val_metrics = OcrMetrics()
         self.val_loss = MeanMetric()
-        self.val_records: list[dict[str, Any]] = []
-        self.val_skipped: list[dict[str, Any]] = []
+        self.held_out = HeldOutResults()
         self._output_head: OutputHead | None = None
-        self.results_subdir: str | None = None
         self.strict_loading = False
-        self._window_loss = torch.zeros(())
-        self._window_started = 0.0
-        self._window_samples = 0
-        self._window_input_tokens = 0
-        self._window_skipped = 0
-        self._window_reasons: list[str] = []
-        self.empty_in_a_row = 0
-        self.nonfinite_in_a_row = 0
-        self.nonfinite_total = 0
         self.loaded_step = 0
         self.run_record = RunRecord()
         self.train()
@@ -254,122 +226,25 @@ class GotLightningModule(L.LightningModule):
 
     # ---- training ------------------------------------------------------------------------------
 
-    def _gradient_scale(self) -> float:
-        """Undo the averaging done after `training_step`: Lightning divides by the accumulation
-        count, DDP/ZeRO average over ranks, and DeepSpeed's `engine.backward` divides by the
-        accumulation count again."""
-        trainer = self.trainer
-        accumulation = trainer.accumulate_grad_batches
-        scale = trainer.world_size * accumulation
-        if is_deepspeed(trainer.strategy):
-            scale *= accumulation
-        return float(scale)
-
     def _zero_loss(self) -> torch.Tensor:
         """A zero loss touching every trainable parameter, so every rank still runs a backward."""
         return sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
+        """The loss of one micro-batch, normalised over its whole accumulation window (see
+        `effective_batch_loss`); `loss_sum` and `window_tokens` go to the `WindowMonitor`."""
         window = WindowPosition.of(batch)
-        if window.starts:
-            self._start_window()
         window_tokens = self.trainer.strategy.reduce(torch.tensor(float(window.tokens), device=self.device), reduce_op="sum")
-        if batch["size"]:
-            loss_sum, _ = self.loss_sum(batch)
-            self._window_samples += batch["size"]
-            self._window_input_tokens += int(batch["attention_mask"].sum())
-        else:
-            loss_sum = self._zero_loss()
-        self._window_skipped += len(batch["problems"])
-        self._window_reasons += [problem["reason"] for problem in batch["problems"]]
-        self._window_loss = self._window_loss.to(self.device) + loss_sum.detach().float()
-        if window.ends:
-            self._log_window(window_tokens)
-        return loss_sum * (self._gradient_scale() / window_tokens.clamp(min=1.0))
-
-    def _start_window(self) -> None:
-        self._window_loss = torch.zeros((), device=self.device)
-        self._window_started = time.perf_counter()
-        self._window_samples = 0
-        self._window_input_tokens = 0
-        self._window_skipped = 0
-        self._window_reasons = []
-
-    def _log_window(self, window_tokens: torch.Tensor) -> None:
-        strategy = self.trainer.strategy
-        loss = strategy.reduce(self._window_loss, reduce_op="sum") / window_tokens.clamp(min=1.0)
-        counts = strategy.reduce(
-            torch.tensor(
-                [self._window_samples, self._window_input_tokens, self._window_skipped], device=self.device, dtype=torch.float
-            ),
-            reduce_op="sum",
+        loss_sum = self.loss_sum(batch)[0] if batch["size"] else self._zero_loss()
+        trainer = self.trainer
+        loss = effective_batch_loss(
+            loss_sum, window_tokens, trainer.world_size, trainer.accumulate_grad_batches, is_deepspeed(trainer.strategy)
         )
-        seconds = max(time.perf_counter() - self._window_started, 1e-9)
-        self.log("train/loss", loss, prog_bar=True, batch_size=1)
-        self.log("train/supervised_tokens", window_tokens, batch_size=1)
-        self.log("train/samples_per_s", counts[0] / seconds, batch_size=1)
-        self.log("train/tokens_per_s", counts[1] / seconds, batch_size=1)
-        self.log("train/supervised_tokens_per_s", window_tokens / seconds, batch_size=1)
-        if counts[2]:
-            self.log("train/skipped_samples", counts[2], reduce_fx="sum", batch_size=1)
-        self._check_not_empty(int(counts[0]))
-        if self.feature_cache is not None:
-            looked_up = max(self.feature_cache.hits + self.feature_cache.misses, 1)
-            self.log("train/feature_cache_hit_rate", self.feature_cache.hits / looked_up, batch_size=1)
-        groups = self.trainer.optimizers[0].param_groups
-        self.log("lr", next((g for g in groups if g.get("part") == "model"), groups[0])["lr"], prog_bar=True, batch_size=1)
+        return {"loss": loss, "loss_sum": loss_sum.detach(), "window_tokens": window_tokens}
 
-    def _check_not_empty(self, samples: int) -> None:
-        """Stop a run whose batches have held no readable sample for too long (a wrong image_root, say):
-        its steps would train nothing while it reports success. `samples` is the same on every rank."""
-        self.empty_in_a_row = 0 if samples else self.empty_in_a_row + 1
-        if self.empty_in_a_row >= self.hparams.max_empty_steps:
-            raise NothingToTrainError(
-                f"{self.empty_in_a_row} optimizer steps in a row had no training sample that could be read "
-                f"(up to step {self.trainer.global_step}; {commonest_reasons(self._window_reasons) or 'empty batches'}); "
-                "check the datasets with `got-lightning data check --config ...`"
-            )
-
-    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        if is_deepspeed(self.trainer.strategy):  # the engine holds the gradients: see optimizer_step
-            return
-        parameters = [p for p in self.parameters() if p.grad is not None]
-        if not parameters:
-            return
-        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad.float()) for p in parameters]))
-        # Gradients are already reduced across ranks here, so every rank takes the same decision.
-        if not self._record_step_norm(norm):
-            for parameter in parameters:  # the optimizer leaves parameters without gradient untouched
-                parameter.grad = None
-
-    def optimizer_step(self, epoch: int, batch_idx: int, optimizer, optimizer_closure=None) -> None:
-        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
-        if is_deepspeed(self.trainer.strategy):
-            # DeepSpeed computes the global norm inside its step and skips a step whose norm is
-            # not finite (an overflow); read what it found.
-            norm = global_grad_norm(self.trainer.strategy)
-            if norm is not None:
-                self._record_step_norm(norm)
-
-    def _record_step_norm(self, norm: torch.Tensor) -> bool:
-        """Log a finite gradient norm, or count a skipped non-finite step and stop after too many
-        in a row; returns whether the norm was finite."""
-        if torch.isfinite(norm):
-            self.nonfinite_in_a_row = 0
-            self.log("train/grad_norm", norm, batch_size=1)
-            return True
-        self.nonfinite_in_a_row += 1
-        self.nonfinite_total += 1
-        self.log("train/nonfinite_steps_skipped", float(self.nonfinite_total), batch_size=1)
-        step = self.trainer.global_step
-        log.warning("non-finite loss or gradient at step %d: optimizer step skipped (%d in a row)", step, self.nonfinite_in_a_row)
-        if self.nonfinite_in_a_row >= self.hparams.max_nonfinite_steps:
-            raise NonFiniteTrainingError(
-                f"{self.nonfinite_in_a_row} optimizer steps in a row had a non-finite loss or gradient norm "
-                f"(up to step {step}); stopped. The last checkpoint was saved before them: lower the "
-                "learning rate or check the data, then resume with --ckpt_path last"
-            )
-        return False
+    def configure_callbacks(self) -> list[L.Callback]:
+        """The step monitors every run has, whatever its trainer config."""
+        return [WindowMonitor(self.hparams.max_empty_steps), NonFiniteGuard(self.hparams.max_nonfinite_steps)]
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
@@ -419,12 +294,11 @@ class GotLightningModule(L.LightningModule):
         # A `validate` before `fit` leaves inference-mode tensors behind; start from fresh state.
         self.val_metrics.reset()
         self.val_loss.reset()
-        self.val_records = []
-        self.val_skipped = []
+        self.held_out.reset()
         self._output_head = None
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self.val_skipped.extend(batch["problems"])
+        self.held_out.add([], batch["problems"])
         if not batch["size"]:
             return
         features = self.image_features(batch["pixel_values"])
@@ -442,22 +316,13 @@ class GotLightningModule(L.LightningModule):
             )
         ]
         self.val_metrics.update([score for _, score in scored])
-        self.val_records.extend(record for record, _ in scored)
+        self.held_out.add([record for record, _ in scored], [])
 
     def _generate(self, prompts: list[list[int]], features: torch.Tensor) -> list[list[int]]:
         if self._output_head is None:
             # Built once per evaluation epoch, for its first (full) batch: the weights stay put until its end.
             self._output_head = generation_head(self.got.lm_head, len(prompts))
-        return generate_ids(self.got, prompts, features, self.generation, self._all_finished(), self._output_head)
-
-    def _all_finished(self) -> Callable[[bool], bool]:
-        """How generation learns that every process is done: with sharded weights (ZeRO-3, FSDP)
-        each forward is collective, so the processes agree at every step; otherwise no one waits."""
-        strategy = self.trainer.strategy
-        sharded = isinstance(strategy, FSDPStrategy) or (isinstance(strategy, DeepSpeedStrategy) and strategy.zero_stage_3)
-        if not sharded or self.trainer.world_size == 1:
-            return bool
-        return lambda done: strategy.reduce_boolean_decision(done, all=True)
+        return generate_ids(self.got, prompts, features, self.generation, all_ranks_finished(self.trainer), self._output_head)
 
     @property
     def _prefix(self) -> str:
@@ -499,76 +364,23 @@ class GotLightningModule(L.LightningModule):
             return
         values = {name: float(value) for name, value in self.val_metrics.compute().items()}
         scored = int(values["num_samples"])
-        for name in ("cer", "edit_distance", "f1", "exact_match"):
+        for name in SCORE_NAMES:
             # Nothing scored is no score: NaN, never a stale or perfect one (checkpoints rank it last).
             value = values[name] if scored else float("nan")
             self.log(f"{self._prefix}/{name}", value, prog_bar=name == "cer", batch_size=1)
-        records = gather_records(self.val_records)
-        skipped = gather_problems(self.val_skipped + self._held_out_index_problems())
-        if self.trainer.is_global_zero:
-            self._write_results(records, values, skipped)
-        self.val_metrics.reset()
-        self.val_records = []
-        self.val_skipped = []
-        if not scored and self.trainer.state.fn != "fit":
-            raise NothingScoredError(
-                f"no held-out sample could be scored: {len(skipped)} skipped "
-                f"({commonest_reasons([problem['reason'] for problem in skipped]) or 'the held-out split is empty'}); "
-                "every reason is listed under 'skipped' in metrics.json"
-            )
-
-    def _held_out_index_problems(self) -> list[dict[str, Any]]:
-        """Records of held-out annotation files that could not even be read (rank 0 reports them)."""
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is None or not self.trainer.is_global_zero:
-            return []
-        return [problem.to_dict() for problem in getattr(datamodule, "held_out_problems", [])]
-
-    def results_dir(self) -> Path:
-        """Where a validation writes its files: the run directory for `validate`, a folder per
-        step during `fit`, or the subfolder a caller chose."""
-        root = Path(self.trainer.default_root_dir)
-        if self.results_subdir is not None:
-            return root / self.results_subdir
-        if self.trainer.state.fn == "fit":
-            return root / "validation" / f"step-{self.global_step:06d}"
-        return root
-
-    def _write_results(self, records: list[dict[str, Any]], values: dict[str, float], skipped: list[dict[str, Any]]) -> None:
-        counts = {name: int(values[name]) for name in ("num_samples", "edits", "reference_chars")}
-        scored = counts["num_samples"]
-        metrics = {
-            **values,
-            **counts,
-            **({} if scored else {name: None for name in ("cer", "edit_distance", "f1", "exact_match")}),
-            "num_skipped": len(skipped),
-            "num_held_out": scored + len(skipped),
-            "skipped": skipped,
-            "loss": float(self.val_loss.compute()) if scored else None,
+        fitting = self.trainer.state.fn == "fit"
+        details = {
             "normalization": self.normalization.describe(),
             "generation": asdict(self.generation),
             "model_path": self.hparams.model_path,
             "checkpoint": None if self.trainer.ckpt_path is None else str(self.trainer.ckpt_path),
-            "global_step": self.global_step if self.trainer.state.fn == "fit" else self.loaded_step,
+            "global_step": self.global_step if fitting else self.loaded_step,
         }
-        predictions, metrics_path = write_results(self.results_dir(), records, metrics)
-        if self.trainer.state.fn == "fit":
+        loss = float(self.val_loss.compute()) if scored else None
+        self.val_metrics.reset()
+        metrics = self.held_out.publish(self.trainer, values, loss, details)
+        if fitting:
             self.run_record.held_out = held_out_summary(metrics)
-        console = Console()
-        reasons = commonest_reasons([problem["reason"] for problem in skipped])
-        if not scored:
-            console.print(
-                f"held-out CER: no sample scored, {len(skipped)} skipped ({reasons or 'empty split'}); see {metrics_path}",
-                style="bold red", markup=False,
-            )
-            return
-        skipped_note = f"; {len(skipped)} skipped: {reasons}" if skipped else ""
-        console.print(
-            f"held-out CER {metrics['cer']:.4f} on {scored} of {scored + len(skipped)} samples{skipped_note} "
-            f"(edit distance {metrics['edit_distance']:.4f}, F1 {metrics['f1']:.4f}, exact {metrics['exact_match']:.4f})\n"
-            f"  predictions: {predictions}\n  metrics: {metrics_path}",
-            style="bold yellow" if skipped else None, markup=False,
-        )
 
     # ---- checkpoints ---------------------------------------------------------------------------
 

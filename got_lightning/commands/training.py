@@ -26,7 +26,10 @@ from got_lightning.training.checkpoints import (
 from got_lightning.commands.errors import USER_ERRORS
 from got_lightning.data.datamodule import GotDataModule
 from got_lightning.training.epoch_resume import ExactEpochResume
-from got_lightning.module import GotLightningModule, NonFiniteTrainingError, NothingScoredError, NothingToTrainError
+from got_lightning.evaluation.held_out import NothingScoredError
+from got_lightning.module import GotLightningModule
+from got_lightning.training.nonfinite import NonFiniteTrainingError
+from got_lightning.training.window_monitor import NothingToTrainError
 from got_lightning.training.preemption import PreemptionCheckpoint
 from got_lightning.evaluation.prediction_writer import PredictionWriter
 from got_lightning.optional import MissingExtraError
@@ -98,9 +101,9 @@ class GotCLI(LightningCLI):
         self._prepare_checkpoints()
         self.cer_before = None
         if self.config_init[self.subcommand].get("validate_before_fit"):
-            self.model.results_subdir = "validation/before-fit"
+            self.model.held_out.subdir = "validation/before-fit"
             self.trainer.validate(self.model, datamodule=self.datamodule)
-            self.model.results_subdir = None
+            self.model.held_out.subdir = None
             self.cer_before = self.trainer.callback_metrics.get("val/cer")
 
     def before_validate(self) -> None:

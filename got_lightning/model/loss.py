@@ -19,3 +19,15 @@ def supervised_loss_sum(hidden: torch.Tensor, labels: torch.Tensor, lm_head: nn.
         return hidden.sum() * 0.0, 0
     logits = lm_head(hidden[:, :-1][mask]).float()
     return F.cross_entropy(logits, targets[mask], reduction="sum"), count
+
+
+def effective_batch_loss(loss_sum: torch.Tensor, window_tokens: torch.Tensor, ranks: int, accumulation: int, engine_divides: bool) -> torch.Tensor:
+    """The micro-batch loss whose gradients, once averaged, are those of the mean cross entropy over
+    every supervised token of the effective batch (all ranks, every micro-batch of the window).
+
+    `window_tokens` is that count summed over ranks. What happens after `training_step` is undone:
+    Lightning divides by the accumulation count, DDP/ZeRO average over ranks, and DeepSpeed's
+    `engine.backward` (`engine_divides`) divides by the accumulation count again.
+    """
+    scale = ranks * accumulation * (accumulation if engine_divides else 1)
+    return loss_sum * (scale / window_tokens.clamp(min=1.0))

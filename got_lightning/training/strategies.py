@@ -8,11 +8,11 @@ import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from lightning.pytorch.accelerators import CPUAccelerator
-from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy
+from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy, FSDPStrategy
 from lightning.fabric.utilities.seed import reset_seed
 
 from got_lightning.atomic_files import publish_directory, staging_path
@@ -172,7 +172,7 @@ class GotDeepSpeedStrategy(DeepSpeedStrategy):
     def save_checkpoint(self, checkpoint: dict, filepath: Any, storage_options: Any | None = None) -> None:
         """Every rank writes its shard into a staging directory beside the target; once all have,
         rank 0 marks it complete and renames it into place, so a checkpoint's name only ever
-        points at a complete directory (see `checkpoint_io.is_complete_checkpoint`)."""
+        points at a complete directory (see `checkpoints.is_complete_checkpoint`)."""
         target = Path(self.broadcast(str(filepath)))
         staging = staging_path(target, tag=f"step{checkpoint.get('global_step', 0)}")
         if self.is_global_zero:
@@ -208,3 +208,13 @@ def global_grad_norm(strategy: Any) -> torch.Tensor | None:
     """The gradient norm DeepSpeed computed in its last step (None before the first)."""
     norm = strategy.deepspeed_engine.get_global_grad_norm()
     return None if norm is None else torch.as_tensor(float(norm))
+
+
+def all_ranks_finished(trainer: Any) -> Callable[[bool], bool]:
+    """How generation learns that every process is done: with sharded weights (ZeRO-3, FSDP) each
+    forward is collective, so the processes agree at every step; otherwise no one waits."""
+    strategy = trainer.strategy
+    sharded = isinstance(strategy, FSDPStrategy) or (isinstance(strategy, DeepSpeedStrategy) and strategy.zero_stage_3)
+    if not sharded or trainer.world_size == 1:
+        return bool
+    return lambda done: strategy.reduce_boolean_decision(done, all=True)

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from got_lightning.training.checkpoints import RunCheckpoint
-from got_lightning.module import GotLightningModule, NonFiniteTrainingError
+from got_lightning.module import GotLightningModule
+from got_lightning.training.nonfinite import NonFiniteGuard, NonFiniteTrainingError
 from tests.training_helpers import datamodule, trainer
 
 
@@ -18,10 +19,11 @@ class PoisonedLoss(GotLightningModule):
         self.poisoned_steps, self.poison_from = set(poisoned_steps), poison_from
 
     def training_step(self, batch, batch_idx):
-        loss = super().training_step(batch, batch_idx)
+        output = super().training_step(batch, batch_idx)
         step = self.trainer.global_step
-        poisoned = step in self.poisoned_steps or (self.poison_from is not None and step >= self.poison_from)
-        return loss * float("nan") if poisoned else loss
+        if step in self.poisoned_steps or (self.poison_from is not None and step >= self.poison_from):
+            output["loss"] = output["loss"] * float("nan")
+        return output
 
 
 class Snapshots(L.Callback):
@@ -37,8 +39,10 @@ class Snapshots(L.Callback):
 def test_a_nan_step_is_skipped_and_training_goes_on(micro_model_dir, digit_pages, tmp_path):
     module = PoisonedLoss(str(micro_model_dir), learning_rate=1e-3, poisoned_steps={2, 3})
     snapshots = Snapshots()
-    trainer(tmp_path, max_steps=6, callbacks=[snapshots]).fit(module, datamodule(digit_pages, micro_model_dir))
-    assert module.nonfinite_total == 2 and module.nonfinite_in_a_row == 0
+    run = trainer(tmp_path, max_steps=6, callbacks=[snapshots])
+    run.fit(module, datamodule(digit_pages, micro_model_dir))
+    guard = next(callback for callback in run.callbacks if isinstance(callback, NonFiniteGuard))
+    assert guard.total == 2 and guard.in_a_row == 0
     assert torch.equal(snapshots.after[4], snapshots.after[2])  # steps 2 and 3 changed nothing
     assert not torch.equal(snapshots.after[5], snapshots.after[4])  # step 4 trained again
     assert torch.isfinite(snapshots.after[6]).all()

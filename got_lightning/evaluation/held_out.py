@@ -1,0 +1,112 @@
+"""One evaluation epoch's held-out results: every rank's scored records and skipped samples gathered,
+written as result files by rank 0 and summarised on the console; nothing scored is said, never
+reported as a perfect score."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from rich.console import Console
+
+from got_lightning.data.errors import commonest_reasons
+from got_lightning.evaluation.gather import gather_problems, gather_records
+from got_lightning.evaluation.results import write_results
+
+SCORE_NAMES = ("cer", "edit_distance", "f1", "exact_match")
+
+
+class NothingScoredError(RuntimeError):
+    """`validate`/`test` found no held-out sample it could score."""
+
+
+def results_dir(trainer: L.Trainer, subdir: str | None = None) -> Path:
+    """Where an evaluation writes its files: the run directory for `validate`/`test`, a folder per
+    step during `fit`, or the subfolder a caller chose."""
+    root = Path(trainer.default_root_dir)
+    if subdir is not None:
+        return root / subdir
+    if trainer.state.fn == "fit":
+        return root / "validation" / f"step-{trainer.global_step:06d}"
+    return root
+
+
+class HeldOutResults:
+    """Collects an evaluation epoch's records on each rank; `publish` ends the epoch."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.skipped: list[dict[str, Any]] = []
+        self.subdir: str | None = None
+
+    def reset(self) -> None:
+        self.records, self.skipped = [], []
+
+    def add(self, records: list[dict[str, Any]], problems: list[dict[str, Any]]) -> None:
+        self.records.extend(records)
+        self.skipped.extend(problems)
+
+    def publish(self, trainer: L.Trainer, values: dict[str, float], loss: float | None, details: dict[str, Any]) -> dict[str, Any]:
+        """Gather every rank's records, write `predictions.jsonl` and `metrics.json` (rank 0), print
+        the summary and return the metrics; raises `NothingScoredError` outside `fit` when no sample
+        could be scored (inside `fit` the run goes on and the step's CER is NaN)."""
+        records = gather_records(self.records)
+        skipped = gather_problems(self.skipped + _index_problems(trainer))
+        self.reset()
+        metrics = _metrics(values, loss, skipped, details)
+        if trainer.is_global_zero:
+            predictions, metrics_path = write_results(results_dir(trainer, self.subdir), records, metrics)
+            _print_summary(metrics, skipped, predictions, metrics_path)
+        if not metrics["num_samples"] and trainer.state.fn != "fit":
+            raise NothingScoredError(
+                f"no held-out sample could be scored: {len(skipped)} skipped "
+                f"({_reasons(skipped) or 'the held-out split is empty'}); "
+                "every reason is listed under 'skipped' in metrics.json"
+            )
+        return metrics
+
+
+def _index_problems(trainer: L.Trainer) -> list[dict[str, Any]]:
+    """Records of held-out annotation files that could not even be read (rank 0 reports them)."""
+    datamodule = getattr(trainer, "datamodule", None)
+    if datamodule is None or not trainer.is_global_zero:
+        return []
+    return [problem.to_dict() for problem in getattr(datamodule, "held_out_problems", [])]
+
+
+def _metrics(values: dict[str, float], loss: float | None, skipped: list[dict[str, Any]], details: dict[str, Any]) -> dict[str, Any]:
+    counts = {name: int(values[name]) for name in ("num_samples", "edits", "reference_chars")}
+    scored = counts["num_samples"]
+    return {
+        **values,
+        **counts,
+        **({} if scored else dict.fromkeys(SCORE_NAMES)),
+        "num_skipped": len(skipped),
+        "num_held_out": scored + len(skipped),
+        "skipped": skipped,
+        "loss": loss if scored else None,
+        **details,
+    }
+
+
+def _reasons(skipped: list[dict[str, Any]]) -> str:
+    return commonest_reasons([problem["reason"] for problem in skipped])
+
+
+def _print_summary(metrics: dict[str, Any], skipped: list[dict[str, Any]], predictions: Path, metrics_path: Path) -> None:
+    console = Console()
+    scored = metrics["num_samples"]
+    if not scored:
+        console.print(
+            f"held-out CER: no sample scored, {len(skipped)} skipped ({_reasons(skipped) or 'empty split'}); see {metrics_path}",
+            style="bold red", markup=False,
+        )
+        return
+    skipped_note = f"; {len(skipped)} skipped: {_reasons(skipped)}" if skipped else ""
+    console.print(
+        f"held-out CER {metrics['cer']:.4f} on {scored} of {scored + len(skipped)} samples{skipped_note} "
+        f"(edit distance {metrics['edit_distance']:.4f}, F1 {metrics['f1']:.4f}, exact {metrics['exact_match']:.4f})\n"
+        f"  predictions: {predictions}\n  metrics: {metrics_path}",
+        style="bold yellow" if skipped else None, markup=False,
+    )
