@@ -64,9 +64,7 @@ def publish_directory(staging: Path, target: Path) -> None:
     shutil.rmtree(replaced, ignore_errors=True)
 
 
-def recover_directory(
-    folder: Path, is_complete: Callable[[Path], bool]
-) -> list[Path]:
+def recover_directory(folder: Path, is_complete: Callable[[Path], bool]) -> list[Path]:
     """Finish or undo directory publications that a killed process left in `folder`: a complete
     staging folder whose target is missing is published, a moved-aside old one whose target is
     missing is put back, and everything else left over is deleted. Returns what was deleted."""

@@ -5,11 +5,11 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-from got_lightning.training.checkpoints import read_checkpoint
 from got_lightning.data.geometry import PIXELS_PER_TOKEN_SIDE
 from got_lightning.model.loading import save_model_dir
 from got_lightning.model_card import held_out_for, model_card
 from got_lightning.module import GotLightningModule
+from got_lightning.training.checkpoints import read_checkpoint
 
 
 def module_from_checkpoint(path: str | Path, model_path: str | None = None, revision: str | None = None) -> GotLightningModule:
@@ -32,15 +32,27 @@ def module_from_checkpoint(path: str | Path, model_path: str | None = None, revi
     return module.eval()
 
 
-def export(ckpt: str | Path, output: str | Path, model_path: str | None = None, revision: str | None = None,
-           command: str = "got-lightning export") -> Path:
+def export(
+    ckpt: str | Path,
+    output: str | Path,
+    model_path: str | None = None,
+    revision: str | None = None,
+    command: str = "got-lightning export",
+) -> Path:
     """Write config, full safetensors weights (frozen ones included, LoRA merged), tokenizer and
     processor config to `output`, with a model card (README.md) for the Hub's model page."""
     module = module_from_checkpoint(ckpt, model_path, revision)
     output = save_model_dir(module.merged_model(), module.tokenizer, output)
     tokens = (module.image_size // PIXELS_PER_TOKEN_SIDE) ** 2
     record, step = module.run_record, module.loaded_step
-    card = model_card(record, held_out_for(record, Path(ckpt), step), module.hparams.model_path, module.hparams.get("revision"),
-                      step, tokens, command)
+    card = model_card(
+        record,
+        held_out_for(record, Path(ckpt), step),
+        module.hparams.model_path,
+        module.hparams.get("revision"),
+        step,
+        tokens,
+        command,
+    )
     (Path(output) / "README.md").write_text(card, encoding="utf-8")
     return output

@@ -133,7 +133,9 @@ class GotLightningModule(L.LightningModule):
         normalization = as_options(TextNormalization, normalization, TextNormalization())
         feature_cache = as_options(FeatureCacheArgs, feature_cache, FeatureCacheArgs())
         if cache_vision_features and not freeze_vision_tower:
-            raise ValueError("model.cache_vision_features needs model.freeze_vision_tower: true (a training tower changes its features)")
+            raise ValueError(
+                "model.cache_vision_features needs model.freeze_vision_tower: true (a training tower changes its features)"
+            )
         # Plain values only, so checkpoints load with `weights_only=True`.
         self.save_hyperparameters(ignore=["lora", "generation", "normalization", "feature_cache"])
         self.hparams["lora"] = None if lora is None else asdict(lora)
@@ -250,11 +252,16 @@ class GotLightningModule(L.LightningModule):
         hp = self.hparams
         part_rates = {
             fragment: rate
-            for fragment, rate in ((".vision_tower.", hp.vision_learning_rate), (".multi_modal_projector.", hp.projector_learning_rate))
+            for fragment, rate in (
+                (".vision_tower.", hp.vision_learning_rate),
+                (".multi_modal_projector.", hp.projector_learning_rate),
+            )
             if rate is not None
         }
         groups = parameter_groups(self, hp.weight_decay, part_rates)
-        optimizer = build_optimizer(hp.optimizer, groups, hp.learning_rate, tuple(hp.betas), hp.eps, fused=not self._scaled_and_clipped())
+        optimizer = build_optimizer(
+            hp.optimizer, groups, hp.learning_rate, tuple(hp.betas), hp.eps, fused=not self._scaled_and_clipped()
+        )
         total = hp.lr_schedule_steps or max(1, int(self.trainer.estimated_stepping_batches))
         warmup = warmup_steps_for(total, hp.warmup_ratio)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -269,13 +276,17 @@ class GotLightningModule(L.LightningModule):
         return isinstance(plugin, MixedPrecision) and plugin.scaler is not None and bool(self.trainer.gradient_clip_val)
 
     def configure_gradient_clipping(
-        self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
         gradient_clip_algorithm: str | None = None,
     ) -> None:
         plugin = self.trainer.precision_plugin
         if isinstance(plugin, MixedPrecision) and plugin.scaler is None:
             # bf16 autocast scales nothing, yet Lightning refuses to clip for any fused optimizer.
-            Precision.clip_gradients(plugin, optimizer, gradient_clip_val or 0.0, GradClipAlgorithmType(gradient_clip_algorithm or "norm"))
+            Precision.clip_gradients(
+                plugin, optimizer, gradient_clip_val or 0.0, GradClipAlgorithmType(gradient_clip_algorithm or "norm")
+            )
             return
         super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 

@@ -97,7 +97,7 @@ def tokenization_problems(tokenizer: PreTrainedTokenizerBase, texts: tuple[str, 
             first = next((i for i, (a, b) in enumerate(zip(ours, reference)) if a != b), min(len(ours), len(reference)))
             problems.append(
                 f"{text!r}: {len(ours)} tokens vs {len(reference)} in the original from token {first} "
-                f"({tokenizer.convert_ids_to_tokens(ours[first:first + 3])} vs {reference[first:first + 3]})"
+                f"({tokenizer.convert_ids_to_tokens(ours[first : first + 3])} vs {reference[first : first + 3]})"
             )
     return problems
 

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
+from got_lightning.data.synthetic import PageStyle, make_dataset
 from got_lightning.model.loading import init_model_dir, save_model_dir
 from got_lightning.model.presets import random_model
-from got_lightning.data.synthetic import PageStyle, make_dataset
 from got_lightning.tokenizer import build_got_tokenizer
 
 

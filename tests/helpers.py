@@ -64,7 +64,7 @@ def to_original_key(key: str) -> str:
         return key.replace(".layer_norm1.", ".norm1.").replace(".layer_norm2.", ".norm2.")
     for new, old in replacements:
         if key.startswith(new):
-            return old + key[len(new):]
+            return old + key[len(new) :]
     return key
 
 
@@ -77,11 +77,17 @@ def write_original_dir(path, model, drop=(), extra=None):
     save_file(state, path / "model.safetensors")
     text = model.config.text_config
     config = {
-        "architectures": ["GOTQwenForCausalLM"], "model_type": "GOT", "vocab_size": text.vocab_size,
-        "hidden_size": text.hidden_size, "intermediate_size": text.intermediate_size,
-        "num_hidden_layers": text.num_hidden_layers, "num_attention_heads": text.num_attention_heads,
-        "num_key_value_heads": text.num_key_value_heads, "rms_norm_eps": text.rms_norm_eps,
-        "max_position_embeddings": text.max_position_embeddings, "tie_word_embeddings": True,
+        "architectures": ["GOTQwenForCausalLM"],
+        "model_type": "GOT",
+        "vocab_size": text.vocab_size,
+        "hidden_size": text.hidden_size,
+        "intermediate_size": text.intermediate_size,
+        "num_hidden_layers": text.num_hidden_layers,
+        "num_attention_heads": text.num_attention_heads,
+        "num_key_value_heads": text.num_key_value_heads,
+        "rms_norm_eps": text.rms_norm_eps,
+        "max_position_embeddings": text.max_position_embeddings,
+        "tie_word_embeddings": True,
     }
     (path / "config.json").write_text(json.dumps(config))
     return path

@@ -28,7 +28,7 @@ def no_extras(tmp_path_factory):
 
 
 def test_the_environment_really_hides_the_extras(no_extras):
-    probe = "import importlib.util as u; print([u.find_spec(n) for n in %r])" % (EXTRAS,)
+    probe = f"import importlib.util as u; print([u.find_spec(n) for n in {EXTRAS!r}])"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=no_extras, check=True)
     assert result.stdout.strip() == "[None, None, None]"
 
@@ -45,16 +45,28 @@ def test_every_command_runs_without_extras(no_extras, micro_model_dir, digit_pag
     got_lightning("convert", "--input", str(tmp_path / "original"), "--output", str(tmp_path / "converted"))
 
     run = tmp_path / "run"
-    config = str(fit_config(tmp_path / "c.yaml", digit_pages, micro_model_dir, run,
-                            trainer={"limit_val_batches": 1.0, "limit_test_batches": 1.0}))
+    config = str(
+        fit_config(
+            tmp_path / "c.yaml", digit_pages, micro_model_dir, run, trainer={"limit_val_batches": 1.0, "limit_test_batches": 1.0}
+        )
+    )
     got_lightning("fit", "--config", config, "--trainer.max_steps", "2")
     got_lightning("fit", "--config", config, "--trainer.max_steps", "4", "--ckpt_path", "last")
     got_lightning("validate", "--config", config, "--ckpt_path", "last")
     assert json.loads((run / "metrics.json").read_text())["global_step"] == 4
     got_lightning("test", "--config", config, "--ckpt_path", "last")
     got_lightning("export", "--ckpt", str(run / "checkpoints" / "last.ckpt"), "--output", str(tmp_path / "export"))
-    got_lightning("predict", "--config", config, "--model.model_path", str(tmp_path / "export"),
-                  "--data.predict_input", str(digit_pages / "images"), "--predict_output.path", str(tmp_path / "p.jsonl"))
+    got_lightning(
+        "predict",
+        "--config",
+        config,
+        "--model.model_path",
+        str(tmp_path / "export"),
+        "--data.predict_input",
+        str(digit_pages / "images"),
+        "--predict_output.path",
+        str(tmp_path / "p.jsonl"),
+    )
     got_lightning("data", "check", "--config", config)
     got_lightning("data", "show", "--config", config, "--index", "0", "--json")
     predictions = str(run / "predictions.jsonl")

@@ -25,7 +25,9 @@ def test_an_old_checkpoint_loads_resumes_and_exports(micro_model_dir, digit_page
     assert result.returncode == 0, result.stderr[-3000:]
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
 
-    result = run_executable("export", "--ckpt", str(OLD), "--model_path", str(micro_model_dir), "--output", str(tmp_path / "export"))
+    result = run_executable(
+        "export", "--ckpt", str(OLD), "--model_path", str(micro_model_dir), "--output", str(tmp_path / "export")
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     from transformers import GotOcr2ForConditionalGeneration
 

@@ -80,10 +80,16 @@ def test_a_broken_training_image_is_skipped_not_fatal(micro_model_dir, digit_pag
     shutil.copytree(digit_pages, pages)
     for image in sorted((pages / "images").iterdir())[:3]:
         image.write_bytes(b"truncated scan")
-    config = fit_config(tmp_path / "c.yaml", pages, micro_model_dir, tmp_path / "run",
-                        trainer={"logger": {"class_path": "lightning.pytorch.loggers.CSVLogger",
-                                            "init_args": {"save_dir": str(tmp_path / "logs")}},
-                                 "log_every_n_steps": 1})
+    config = fit_config(
+        tmp_path / "c.yaml",
+        pages,
+        micro_model_dir,
+        tmp_path / "run",
+        trainer={
+            "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": str(tmp_path / "logs")}},
+            "log_every_n_steps": 1,
+        },
+    )
     assert main(["fit", "--config", str(config), "--trainer.max_steps", "12"]) == 0
     assert trained_state(tmp_path / "run")["global_step"] == 12
     metrics = (next((tmp_path / "logs").rglob("metrics.csv"))).read_text(encoding="utf-8")
@@ -94,9 +100,17 @@ def test_checkpoints_fall_on_accumulation_window_ends_and_resume_exactly(micro_m
     # Accumulation 2; validation asked every 3 micro-batches (moved to every 4), and also counted
     # across epochs (11 micro-batches per epoch end on a partial window, so later multiples of 4
     # fall mid-window: those saves are skipped). Every checkpoint written must resume exactly.
-    common = {"trainer": {"accumulate_grad_batches": 2, "gradient_clip_val": 1.0, "limit_val_batches": 1,
-                          "val_check_interval": 3, "check_val_every_n_epoch": None},
-              "model": {"lr_schedule_steps": 12}, "checkpoint": {"save_top_k": -1}}
+    common = {
+        "trainer": {
+            "accumulate_grad_batches": 2,
+            "gradient_clip_val": 1.0,
+            "limit_val_batches": 1,
+            "val_check_interval": 3,
+            "check_val_every_n_epoch": None,
+        },
+        "model": {"lr_schedule_steps": 12},
+        "checkpoint": {"save_top_k": -1},
+    }
     run = tmp_path / "run"
     config = fit_config(tmp_path / "a.yaml", digit_pages, micro_model_dir, run, **common)
     assert main(["fit", "--config", str(config), "--trainer.max_steps", "12"]) == 0
@@ -118,8 +132,14 @@ def test_checkpoints_fall_on_accumulation_window_ends_and_resume_exactly(micro_m
 def test_a_run_whose_every_training_image_is_unreadable_stops_with_the_reason(micro_model_dir, digit_pages, tmp_path):
     # A wrong image_root: every record is skipped, so the run would train on nothing yet finish.
     datasets = [{"name": "digits", "annotations": str(digit_pages / "data.json"), "image_root": str(tmp_path / "elsewhere")}]
-    config = fit_config(tmp_path / "c.yaml", digit_pages, micro_model_dir, tmp_path / "run",
-                        data={"datasets": datasets}, model={"max_empty_steps": 3})
+    config = fit_config(
+        tmp_path / "c.yaml",
+        digit_pages,
+        micro_model_dir,
+        tmp_path / "run",
+        data={"datasets": datasets},
+        model={"max_empty_steps": 3},
+    )
     result = run_executable("fit", "--config", str(config), "--trainer.max_steps", "20")
     assert result.returncode == 2, result.stderr[-3000:]
     last_line = result.stderr.strip().splitlines()[-1]
@@ -128,10 +148,16 @@ def test_a_run_whose_every_training_image_is_unreadable_stops_with_the_reason(mi
 
 
 @pytest.mark.parametrize("max_epochs", [-1, 1])
-def test_a_last_checkpoint_written_where_max_steps_ended_mid_epoch_resumes_mid_epoch(max_epochs, micro_model_dir, digit_pages, tmp_path):
+def test_a_last_checkpoint_written_where_max_steps_ended_mid_epoch_resumes_mid_epoch(
+    max_epochs, micro_model_dir, digit_pages, tmp_path
+):
     # No periodic save falls on step 3: last.ckpt is written when training ends there, after which
     # Lightning counts the epoch (11 batches) as finished although only 3 of its batches ran.
-    common = {"trainer": {"max_epochs": max_epochs}, "model": {"lr_schedule_steps": 6}, "checkpoint": {"every_n_train_steps": 100}}
+    common = {
+        "trainer": {"max_epochs": max_epochs},
+        "model": {"lr_schedule_steps": 6},
+        "checkpoint": {"every_n_train_steps": 100},
+    }
     straight = fit_config(tmp_path / "a.yaml", digit_pages, micro_model_dir, tmp_path / "a", **common)
     halves = fit_config(tmp_path / "b.yaml", digit_pages, micro_model_dir, tmp_path / "b", **common)
     assert main(["fit", "--config", str(straight), "--trainer.max_steps", "6"]) == 0

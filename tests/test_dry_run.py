@@ -13,8 +13,12 @@ from safetensors import safe_open
 from got_lightning.training.checkpoints import COMPLETE_MARK
 from tests.helpers import REPO_ROOT, run_executable
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not os.environ.get("GOT_LIGHTNING_REAL_SIZE"),
-                                                   reason="real-size dry run: set GOT_LIGHTNING_REAL_SIZE=1 (15 min, 16 GB)")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not os.environ.get("GOT_LIGHTNING_REAL_SIZE"), reason="real-size dry run: set GOT_LIGHTNING_REAL_SIZE=1 (15 min, 16 GB)"
+    ),
+]
 CONFIGS = REPO_ROOT / "configs"
 RECIPE = ["--config", str(CONFIGS / "guji.yaml"), "--config", str(CONFIGS / "dry-run.yaml")]
 
@@ -40,6 +44,8 @@ def test_the_guji_recipe_rehearses_on_two_cpu_ranks_at_real_size(tmp_path):
     config = json.loads((tmp_path / "export" / "config.json").read_text())
     assert config["model_type"] == "got_ocr2" and config["vision_config"]["image_size"] == 1024
     assert config["text_config"]["num_hidden_layers"] == 24 and config["text_config"]["hidden_size"] == 1024
-    with safe_open(tmp_path / "export" / "model.safetensors", "pt") as exported, \
-            safe_open(tmp_path / "runs" / "dry-run" / "model" / "model.safetensors", "pt") as base:
+    with (
+        safe_open(tmp_path / "export" / "model.safetensors", "pt") as exported,
+        safe_open(tmp_path / "runs" / "dry-run" / "model" / "model.safetensors", "pt") as base,
+    ):
         assert set(exported.keys()) == set(base.keys())

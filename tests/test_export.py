@@ -17,7 +17,10 @@ from tests.training_helpers import datamodule, fit_config
 
 def test_export_merges_lora_keeps_frozen_weights_and_gives_the_same_logits(micro_model_dir, digit_pages, tmp_path):
     config = fit_config(
-        tmp_path / "lora.yaml", digit_pages, micro_model_dir, tmp_path / "run",
+        tmp_path / "lora.yaml",
+        digit_pages,
+        micro_model_dir,
+        tmp_path / "run",
         model={"lora": {"rank": 4, "alpha": 8, "dropout": 0.0}, "learning_rate": 1e-2},
     )
     assert main(["fit", "--config", str(config), "--trainer.max_steps", "3"]) == 0
@@ -34,10 +37,13 @@ def test_export_merges_lora_keeps_frozen_weights_and_gives_the_same_logits(micro
     assert any(key.startswith("vision_tower.") for key in keys)
 
     base = load_model(micro_model_dir)
-    torch.testing.assert_close(exported.model.vision_tower.patch_embed.projection.weight,
-                               base.model.vision_tower.patch_embed.projection.weight)
-    assert not torch.equal(exported.model.language_model.layers[0].self_attn.q_proj.weight,
-                           base.model.language_model.layers[0].self_attn.q_proj.weight)
+    torch.testing.assert_close(
+        exported.model.vision_tower.patch_embed.projection.weight, base.model.vision_tower.patch_embed.projection.weight
+    )
+    assert not torch.equal(
+        exported.model.language_model.layers[0].self_attn.q_proj.weight,
+        base.model.language_model.layers[0].self_attn.q_proj.weight,
+    )
 
     module = module_from_checkpoint(checkpoint)
     data = datamodule(digit_pages, micro_model_dir, batch_size=4)
@@ -45,15 +51,21 @@ def test_export_merges_lora_keeps_frozen_weights_and_gives_the_same_logits(micro
     batch = next(iter(data.train_dataloader()))
     with torch.no_grad():
         ours = module.logits(batch)
-        theirs = exported(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                          pixel_values=batch["pixel_values"]).logits
+        theirs = exported(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], pixel_values=batch["pixel_values"]
+        ).logits
     torch.testing.assert_close(theirs, ours, rtol=1e-4, atol=1e-4)
 
 
 def test_the_export_carries_a_model_card_for_the_hub(micro_model_dir, digit_pages, tmp_path):
     run = tmp_path / "run"
-    config = fit_config(tmp_path / "c.yaml", digit_pages, micro_model_dir, run,
-                        trainer={"limit_val_batches": 1.0, "val_check_interval": 2, "check_val_every_n_epoch": None})
+    config = fit_config(
+        tmp_path / "c.yaml",
+        digit_pages,
+        micro_model_dir,
+        run,
+        trainer={"limit_val_batches": 1.0, "val_check_interval": 2, "check_val_every_n_epoch": None},
+    )
     fit = ["fit", "--config", str(config), "--trainer.max_steps", "2"]
     assert run_executable(*fit).returncode == 0
     output = tmp_path / "export"
@@ -68,6 +80,10 @@ def test_the_export_carries_a_model_card_for_the_hub(micro_model_dir, digit_page
     assert metadata["datasets"] == ["digits"] and metadata["library_name"] == "transformers"
     assert "base_model" not in metadata  # a local folder is no hub id
     assert metadata["model-index"][0]["results"][0]["metrics"][0]["value"] == pytest.approx(metrics["cer"], abs=1e-6)
-    assert f"CER {metrics['cer']:.4f} on {metrics['num_samples']} of {metrics['num_held_out']} held-out samples, at step 2" in body
-    assert f"Trained with: `got-lightning {' '.join(fit)}`" in body and f"Exported with: `got-lightning {' '.join(export)}`" in body
+    assert (
+        f"CER {metrics['cer']:.4f} on {metrics['num_samples']} of {metrics['num_held_out']} held-out samples, at step 2" in body
+    )
+    assert (
+        f"Trained with: `got-lightning {' '.join(fit)}`" in body and f"Exported with: `got-lightning {' '.join(export)}`" in body
+    )
     assert "num_image_tokens=1" in body  # the micro model's 64-px tiles

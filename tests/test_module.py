@@ -55,8 +55,12 @@ def test_supervised_loss_matches_transformers_loss(micro_model_dir, digit_pages)
     data.setup("fit")
     batch = next(iter(data.train_dataloader()))
     loss_sum, count = module.loss_sum(batch)
-    out = module.got(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                     pixel_values=batch["pixel_values"], labels=batch["labels"])
+    out = module.got(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        pixel_values=batch["pixel_values"],
+        labels=batch["labels"],
+    )
     torch.testing.assert_close(loss_sum / count, out.loss, rtol=1e-5, atol=1e-6)
     assert count == int((batch["labels"][:, 1:] != -100).sum())
 
@@ -126,7 +130,9 @@ def test_gradients_are_clipped_with_the_fused_optimizer_under_any_precision(micr
     L.seed_everything(0)
     module = GotLightningModule(str(micro_model_dir), learning_rate=1e-3)
     data = datamodule(digit_pages, micro_model_dir)
-    trainer(tmp_path, max_steps=1, precision=precision, gradient_clip_val=0.01, callbacks=[ClipRecorder()]).fit(module, datamodule=data)
+    trainer(tmp_path, max_steps=1, precision=precision, gradient_clip_val=0.01, callbacks=[ClipRecorder()]).fit(
+        module, datamodule=data
+    )
     assert module.trainer.optimizers[0].defaults["fused"]
     assert norms["before"] > 0.1
     assert norms["stepped"] == pytest.approx(0.01, rel=1e-3)

@@ -14,10 +14,24 @@ from tests.training_helpers import fit_config
 
 
 def predict_args(model_dir, source, root, *extra):
-    return ["predict", "--model.model_path", str(model_dir), "--data.predict_input", str(source),
-            "--data.eval_batch_size", "4", "--trainer.default_root_dir", str(root), "--trainer.logger", "false",
-            "--trainer.accelerator", "cpu",
-            "--model.generation.max_new_tokens", "8", *extra]
+    return [
+        "predict",
+        "--model.model_path",
+        str(model_dir),
+        "--data.predict_input",
+        str(source),
+        "--data.eval_batch_size",
+        "4",
+        "--trainer.default_root_dir",
+        str(root),
+        "--trainer.logger",
+        "false",
+        "--trainer.accelerator",
+        "cpu",
+        "--model.generation.max_new_tokens",
+        "8",
+        *extra,
+    ]
 
 
 def test_prompts_follow_got_inference_format():
@@ -69,7 +83,9 @@ def test_annotation_input_keeps_references_and_matches_folder_predictions(image_
     assert [line["reference"] for line in from_annotations] == [r["conversations"][1]["value"] for r in records]
     # Same pages, same "<image>\nOCR: " prompt: the same answers.
     by_name = {line["image"].rsplit("/", 1)[-1]: line["prediction"] for line in from_folder}
-    assert [by_name[line["image"].rsplit("/", 1)[-1]] for line in from_annotations] == [line["prediction"] for line in from_annotations]
+    assert [by_name[line["image"].rsplit("/", 1)[-1]] for line in from_annotations] == [
+        line["prediction"] for line in from_annotations
+    ]
 
 
 def test_predict_from_a_training_checkpoint(micro_model_dir, digit_pages, tmp_path):

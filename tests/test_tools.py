@@ -1,7 +1,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 from tests.helpers import REPO_ROOT, text_page
 
@@ -23,7 +22,9 @@ def test_build_dataset_from_character_boxes_and_transcripts(tmp_path):
     out = tmp_path / "dataset"
     result = subprocess.run(
         [sys.executable, str(TOOLS / "build_dataset.py"), "--images", str(raw), "--output", str(out), "--line_breaks", "columns"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     records = json.loads((out / "data.json").read_text(encoding="utf-8"))
@@ -37,14 +38,37 @@ def test_build_dataset_from_character_boxes_and_transcripts(tmp_path):
 
 def test_make_synthetic_is_deterministic(tmp_path):
     for name in ("a", "b"):
-        subprocess.run([sys.executable, str(TOOLS / "make_synthetic.py"), "--output", str(tmp_path / name), "--count", "5", "--seed", "3"], check=True, timeout=120)
+        subprocess.run(
+            [sys.executable, str(TOOLS / "make_synthetic.py"), "--output", str(tmp_path / name), "--count", "5", "--seed", "3"],
+            check=True,
+            timeout=120,
+        )
     assert (tmp_path / "a" / "data.json").read_text() == (tmp_path / "b" / "data.json").read_text()
     assert (tmp_path / "a" / "images" / "000004.png").read_bytes() == (tmp_path / "b" / "images" / "000004.png").read_bytes()
 
 
 def test_bench_gpu_runs_ours_and_the_trainer_and_names_what_cannot_run(tmp_path):
-    command = [sys.executable, str(TOOLS / "bench_gpu.py"), "compare", "--device", "cpu", "--preset", "micro", "--pages", "4",
-               "--steps", "3", "--skip", "1", "--batch_size", "2", "--num_workers", "0", "--runs", "ours_auto,ours_zero2,trainer"]
+    command = [
+        sys.executable,
+        str(TOOLS / "bench_gpu.py"),
+        "compare",
+        "--device",
+        "cpu",
+        "--preset",
+        "micro",
+        "--pages",
+        "4",
+        "--steps",
+        "3",
+        "--skip",
+        "1",
+        "--batch_size",
+        "2",
+        "--num_workers",
+        "0",
+        "--runs",
+        "ours_auto,ours_zero2,trainer",
+    ]
     result = subprocess.run(command, cwd=TOOLS.parent, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith('{"name"')]

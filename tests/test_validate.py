@@ -12,8 +12,8 @@ import pytest
 
 from got_lightning.cli import main
 from got_lightning.evaluation.results import read_predictions
-from tests.training_helpers import fit_config
 from tests.helpers import REPO_ROOT
+from tests.training_helpers import fit_config
 
 
 def levenshtein(a: str, b: str) -> int:
@@ -68,8 +68,20 @@ def test_predictions_are_identical_at_eval_batch_1_and_8(image_sensitive_model_d
 def test_normalization_is_applied_to_both_sides_and_recorded(micro_model_dir, digit_pages, tmp_path):
     root = tmp_path / "run"
     config = validate_config(tmp_path, digit_pages, micro_model_dir, root)
-    assert main(["validate", "--config", str(config), "--model.normalization.remove_whitespace", "true",
-                 "--model.normalization.nfkc", "true"]) == 0
+    assert (
+        main(
+            [
+                "validate",
+                "--config",
+                str(config),
+                "--model.normalization.remove_whitespace",
+                "true",
+                "--model.normalization.nfkc",
+                "true",
+            ]
+        )
+        == 0
+    )
     records = read_predictions(root / "predictions.jsonl")
     for record in records:
         assert not any(c.isspace() for c in record["prediction"] + record["reference"])
@@ -82,8 +94,9 @@ def test_normalization_is_applied_to_both_sides_and_recorded(micro_model_dir, di
 
 def test_fit_validates_per_step_and_keeps_the_best_checkpoint(micro_model_dir, digit_pages, tmp_path):
     root = tmp_path / "run"
-    config = validate_config(tmp_path, digit_pages, micro_model_dir, root,
-                             trainer={"val_check_interval": 2, "check_val_every_n_epoch": None})
+    config = validate_config(
+        tmp_path, digit_pages, micro_model_dir, root, trainer={"val_check_interval": 2, "check_val_every_n_epoch": None}
+    )
     assert main(["fit", "--config", str(config), "--trainer.max_steps", "4"]) == 0
     for step in (2, 4):
         assert (root / "validation" / f"step-{step:06d}" / "predictions.jsonl").is_file()
@@ -103,9 +116,22 @@ def test_ddp_with_two_processes_gives_the_single_process_metrics(image_sensitive
     assert main(["validate", "--config", str(single)]) == 0
     environment = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     result = subprocess.run(
-        [sys.executable, "-m", "got_lightning.cli", "validate", "--config", str(ddp),
-         "--trainer.devices", "2", "--trainer.strategy", "ddp"],
-        capture_output=True, text=True, timeout=600, env=environment,
+        [
+            sys.executable,
+            "-m",
+            "got_lightning.cli",
+            "validate",
+            "--config",
+            str(ddp),
+            "--trainer.devices",
+            "2",
+            "--trainer.strategy",
+            "ddp",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=environment,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     expected = json.loads((single_root / "metrics.json").read_text(encoding="utf-8"))

@@ -24,9 +24,17 @@ def datamodule(pages: Path, model_dir: Path, batch_size: int = 2, **options) -> 
 
 def trainer(root: Path, **options) -> L.Trainer:
     settings = dict(
-        accelerator="cpu", devices=1, max_epochs=-1, logger=False, enable_progress_bar=False,
-        enable_model_summary=False, enable_checkpointing=False, use_distributed_sampler=False,
-        limit_val_batches=0, num_sanity_val_steps=0, default_root_dir=root,
+        accelerator="cpu",
+        devices=1,
+        max_epochs=-1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        use_distributed_sampler=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        default_root_dir=root,
     )
     settings.update(options)
     return L.Trainer(**settings)
@@ -36,13 +44,31 @@ def fit_config(path: Path, pages: Path, model_dir: Path, root: Path, **sections)
     """A complete `got-lightning fit` config for the micro model; `sections` update it key by key."""
     config = {
         "seed_everything": 0,
-        "model": {"model_path": str(model_dir), "learning_rate": 1e-3, "warmup_ratio": 0.1,
-                  "generation": {"max_new_tokens": 10, "no_repeat_ngram_size": 0}},
-        "data": {"datasets": [{"name": "digits", "annotations": str(pages / "data.json")}],
-                 "val_fraction": 0.2, "batch_size": 2, "eval_batch_size": 4, "num_workers": 0},
-        "trainer": {"accelerator": "cpu", "devices": 1, "max_steps": 4, "max_epochs": -1, "logger": False,
-                    "enable_progress_bar": False, "num_sanity_val_steps": 0, "limit_val_batches": 0,
-                    "default_root_dir": str(root), "callbacks": []},
+        "model": {
+            "model_path": str(model_dir),
+            "learning_rate": 1e-3,
+            "warmup_ratio": 0.1,
+            "generation": {"max_new_tokens": 10, "no_repeat_ngram_size": 0},
+        },
+        "data": {
+            "datasets": [{"name": "digits", "annotations": str(pages / "data.json")}],
+            "val_fraction": 0.2,
+            "batch_size": 2,
+            "eval_batch_size": 4,
+            "num_workers": 0,
+        },
+        "trainer": {
+            "accelerator": "cpu",
+            "devices": 1,
+            "max_steps": 4,
+            "max_epochs": -1,
+            "logger": False,
+            "enable_progress_bar": False,
+            "num_sanity_val_steps": 0,
+            "limit_val_batches": 0,
+            "default_root_dir": str(root),
+            "callbacks": [],
+        },
         "checkpoint": {"every_n_train_steps": 2},
     }
     for section, values in sections.items():

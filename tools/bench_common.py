@@ -15,8 +15,14 @@ def emit(name: str, ours: float, baseline: float | None, unit: str, ratio: float
     """One comparison as a JSON line; `ratio` defaults to ours / baseline."""
     if ratio is None and baseline:
         ratio = ours / baseline
-    line = {"name": name, "ours": round(ours, 4), "baseline": None if baseline is None else round(baseline, 4),
-            "ratio": None if ratio is None else round(ratio, 3), "unit": unit, **extra}
+    line = {
+        "name": name,
+        "ours": round(ours, 4),
+        "baseline": None if baseline is None else round(baseline, 4),
+        "ratio": None if ratio is None else round(ratio, 3),
+        "unit": unit,
+        **extra,
+    }
     print(json.dumps(line))
 
 

@@ -1,11 +1,11 @@
 """Data-pipeline benchmarks, printed as a table and as one JSON line per comparison.
 
-    python tools/bench_data.py index --records 1000000
-    python tools/bench_data.py pipeline --pages 4
-    python tools/bench_data.py pipeline --images DIR   # your own pages
-    python tools/bench_data.py padding --records 4000 --batch_size 8
-    python tools/bench_data.py check --records 100000 --images 10000
-    python tools/bench_data.py memory --pages 3
+python tools/bench_data.py index --records 1000000
+python tools/bench_data.py pipeline --pages 4
+python tools/bench_data.py pipeline --images DIR   # your own pages
+python tools/bench_data.py padding --records 4000 --batch_size 8
+python tools/bench_data.py check --records 100000 --images 10000
+python tools/bench_data.py memory --pages 3
 """
 
 from __future__ import annotations
@@ -23,18 +23,17 @@ from pathlib import Path
 import numpy as np
 import psutil
 import torch
+from bench_common import emit
 from jsonargparse import CLI
 from PIL import Image, ImageDraw
-
-from bench_common import emit
 
 from got_lightning.data.collate import Collator
 from got_lightning.data.index import build_index
 from got_lightning.data.pixels import PageProcessor
 from got_lightning.data.prompt import PromptBuilder
 from got_lightning.data.records import parse_record
-from got_lightning.data.sampler import TrainBatchSampler
 from got_lightning.data.sample import SampleBuilder
+from got_lightning.data.sampler import TrainBatchSampler
 from got_lightning.tokenizer import build_got_tokenizer
 
 PAGE_SIZES = ((2480, 3508, "JPEG"), (1345, 2895, "JPEG"), (4000, 6000, "JPEG"), (2480, 3508, "PNG"))
@@ -53,14 +52,27 @@ def index(records: int = 1_000_000, annotations: str | None = None) -> None:
         if not annotations:
             with open(path, "w", encoding="utf-8") as handle:
                 for i in range(records):
-                    handle.write(json.dumps({"image": f"images/{i:07d}.jpg", "conversations": [
-                        {"from": "human", "value": "<image>\nOCR: "}, {"from": "gpt", "value": ANSWER[: 20 + i % 200]}]}, ensure_ascii=False) + "\n")
+                    handle.write(
+                        json.dumps(
+                            {
+                                "image": f"images/{i:07d}.jpg",
+                                "conversations": [
+                                    {"from": "human", "value": "<image>\nOCR: "},
+                                    {"from": "gpt", "value": ANSWER[: 20 + i % 200]},
+                                ],
+                            },
+                            ensure_ascii=False,
+                        )
+                        + "\n"
+                    )
         rss_before = psutil.Process().memory_info().rss
         start = time.perf_counter()
         built = build_index(path, "bench")
         seconds = time.perf_counter() - start
         peak_extra_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss_before) / 2**20
-        print(f"{len(built)} records ({path.stat().st_size / 2**20:.0f} MiB) indexed in {seconds:.2f} s, extra peak memory {peak_extra_mb:.0f} MiB")
+        print(
+            f"{len(built)} records ({path.stat().st_size / 2**20:.0f} MiB) indexed in {seconds:.2f} s, extra peak memory {peak_extra_mb:.0f} MiB"
+        )
         emit("index_jsonl_seconds", seconds, 30.0, "s (baseline = target)")
         emit("index_jsonl_extra_peak_mb", peak_extra_mb, 500.0, "MiB (baseline = target)")
 
@@ -82,12 +94,19 @@ def _make_pages(folder: Path, count: int, sizes=PAGE_SIZES) -> list[Path]:
 
 def _ours(paths: list[Path], mode: str, jpeg_draft: float) -> tuple[float, torch.Tensor]:
     tokenizer = build_got_tokenizer()
-    builder = SampleBuilder(PageProcessor(mode=mode, draft_oversample=jpeg_draft), PromptBuilder(tokenizer, 256, 8192), allow_outside_root=True)
+    builder = SampleBuilder(
+        PageProcessor(mode=mode, draft_oversample=jpeg_draft), PromptBuilder(tokenizer, 256, 8192), allow_outside_root=True
+    )
     collate = Collator()
     first = None
     start = time.perf_counter()
     for path in paths:
-        record = parse_record({"image": str(path), "conversations": [{"from": "human", "value": "<image>\nOCR: "}, {"from": "gpt", "value": ANSWER}]})
+        record = parse_record(
+            {
+                "image": str(path),
+                "conversations": [{"from": "human", "value": "<image>\nOCR: "}, {"from": "gpt", "value": ANSWER}],
+            }
+        )
         sample = builder.build(record, path.parent)
         batch = collate([{**sample, "key": ("bench", 0)}])
         first = batch["pixel_values"] if first is None else first
@@ -99,7 +118,8 @@ def _transformers(paths: list[Path], mode: str) -> tuple[float, torch.Tensor]:
     from transformers.models.got_ocr2.processing_got_ocr2 import GotOcr2Processor
 
     processor = GotOcr2Processor(
-        image_processor=GotOcr2ImageProcessorPil(size={"height": 1024, "width": 1024}, max_patches=6), tokenizer=build_got_tokenizer()
+        image_processor=GotOcr2ImageProcessorPil(size={"height": 1024, "width": 1024}, max_patches=6),
+        tokenizer=build_got_tokenizer(),
     )
     first = None
     start = time.perf_counter()
@@ -135,9 +155,16 @@ def pipeline(pages: int = 2, images: str | None = None, jpeg_draft: float = 0.0,
                 ours = statistics.median(mine[0] for _, mine in timings)
                 (_, their_pixels), (_, our_pixels) = timings[0]
                 difference = (our_pixels - their_pixels).abs().max().item()
-                print(f"{group:28s} {mode:7s} ours {ours:6.2f}/s  transformers {baseline:6.2f}/s  x{ours / baseline:.2f}  max pixel difference {difference:.4f}")
+                print(
+                    f"{group:28s} {mode:7s} ours {ours:6.2f}/s  transformers {baseline:6.2f}/s  x{ours / baseline:.2f}  max pixel difference {difference:.4f}"
+                )
                 emit(f"pipeline_{mode}_{group}_draft{jpeg_draft}", ours, baseline, "samples/s")
-                emit(f"pixel_parity_{mode}_{group}_draft{jpeg_draft}", difference, 0.05, "max abs difference after normalization (baseline = limit)")
+                emit(
+                    f"pixel_parity_{mode}_{group}_draft{jpeg_draft}",
+                    difference,
+                    0.05,
+                    "max abs difference after normalization (baseline = limit)",
+                )
 
 
 def _measure_worker(paths: list[Path], mode: str, jpeg_draft: float, results) -> None:
@@ -167,7 +194,9 @@ def memory(pages: int = 3, images: str | None = None, jpeg_draft: float = 0.0) -
             worker.start()
             baseline, peak = results.get()
             worker.join()
-            print(f"{mode:7s} one worker: peak {peak / 2**20:.0f} MiB, {(peak - baseline) / 2**20:.0f} MiB above its start-up size")
+            print(
+                f"{mode:7s} one worker: peak {peak / 2**20:.0f} MiB, {(peak - baseline) / 2**20:.0f} MiB above its start-up size"
+            )
             emit(f"worker_peak_mb_{mode}_draft{jpeg_draft}", (peak - baseline) / 2**20, None, "MiB above start-up")
 
 
@@ -200,8 +229,16 @@ def padding(records: int = 4000, batch_size: int = 8, epochs: int = 3, annotatio
         rows = [index.read(position) for position in index.valid_positions]
     else:
         rng = np.random.default_rng(0)
-        rows = [{"image": "page.jpg", "conversations": [{"from": "human", "value": "<image>\nOCR: "},
-                {"from": "gpt", "value": (ANSWER * 10)[: int(size)]}]} for size in rng.integers(10, 4001, records)]
+        rows = [
+            {
+                "image": "page.jpg",
+                "conversations": [
+                    {"from": "human", "value": "<image>\nOCR: "},
+                    {"from": "gpt", "value": (ANSWER * 10)[: int(size)]},
+                ],
+            }
+            for size in rng.integers(10, 4001, records)
+        ]
     lengths = _token_lengths(rows, prompts)
     answer_chars = np.array([parse_record(row).answer_chars for row in rows])
     shares = {}
@@ -212,8 +249,10 @@ def padding(records: int = 4000, batch_size: int = 8, epochs: int = 3, annotatio
             sampler.set_epoch(epoch)
             per_epoch.append(_padding_share(lengths, sampler))
         shares[grouped] = float(np.mean(per_epoch))
-    print(f"{len(rows)} records, tokens per sample {lengths.min()}..{lengths.max()}, batch {batch_size}: padded share "
-          f"{shares[True]:.2%} grouped vs {shares[False]:.2%} shuffled")
+    print(
+        f"{len(rows)} records, tokens per sample {lengths.min()}..{lengths.max()}, batch {batch_size}: padded share "
+        f"{shares[True]:.2%} grouped vs {shares[False]:.2%} shuffled"
+    )
     emit(f"padding_share_batch{batch_size}", shares[True], shares[False], "padded/total tokens")
 
 
@@ -242,8 +281,18 @@ def check(records: int = 100_000, images: int = 10_000, annotations: str | None 
             annotations, image_root = str(folder / "data.jsonl"), str(folder)
             with open(annotations, "w", encoding="utf-8") as handle:
                 for i in range(records):
-                    handle.write(json.dumps({"image": f"images/{i % images:06d}.png", "conversations": [
-                        {"from": "human", "value": "<image>\nOCR: "}, {"from": "gpt", "value": f"{i % images:07d}"}]}) + "\n")
+                    handle.write(
+                        json.dumps(
+                            {
+                                "image": f"images/{i % images:06d}.png",
+                                "conversations": [
+                                    {"from": "human", "value": "<image>\nOCR: "},
+                                    {"from": "gpt", "value": f"{i % images:07d}"},
+                                ],
+                            }
+                        )
+                        + "\n"
+                    )
         command = [sys.executable, "-m", "got_lightning.cli", "data", "check", "--annotations", annotations, "--json"]
         if image_root:
             command += ["--image-root", image_root]

@@ -15,22 +15,27 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from jsonargparse import CLI
-
 from bench_common import emit, generated_pages
+from jsonargparse import CLI
 
 from got_lightning.data.collate import Collator
 from got_lightning.data.config import DatasetSpec
 from got_lightning.data.datamodule import GotDataModule
-from got_lightning.evaluation.results import read_predictions
 from got_lightning.evaluation.generation import decode, generate_one_page
+from got_lightning.evaluation.results import read_predictions
 from got_lightning.model.loading import init_model_dir
 from got_lightning.module import GotLightningModule
 
 
 def _batched(module: GotLightningModule, data: GotDataModule, root: Path) -> tuple[float, list[str]]:
-    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-                        enable_model_summary=False, default_root_dir=str(root))
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(root),
+    )
     start = time.perf_counter()
     trainer.validate(module, datamodule=data, verbose=False)
     seconds = time.perf_counter() - start
@@ -82,7 +87,9 @@ def main(
         spec = DatasetSpec("bench", annotations, image_root, val_annotations=annotations, val_image_root=image_root)
         data = GotDataModule([spec], eval_batch_size=eval_batch_size, model_path=model)
         data.setup("validate")
-        module = GotLightningModule(model, generation={"max_new_tokens": max_new_tokens, "no_repeat_ngram_size": no_repeat_ngram_size})
+        module = GotLightningModule(
+            model, generation={"max_new_tokens": max_new_tokens, "no_repeat_ngram_size": no_repeat_ngram_size}
+        )
         one_times, batched_times = [], []
         for run in range(repeats):
             one_seconds, one_predictions = _one_by_one(module, data)
@@ -93,8 +100,10 @@ def main(
     count = len(one_predictions)
     same = sum(a == b for a, b in zip(batched_predictions, one_predictions))
     ours, baseline = count / batched_seconds, count / one_seconds
-    print(f"{count} pages, max {max_new_tokens} new tokens, no_repeat_ngram_size {no_repeat_ngram_size}, median of {repeats}: batch {eval_batch_size} {ours:.2f} pages/s, "
-          f"one by one {baseline:.2f} pages/s, x{ours / baseline:.2f}; identical predictions {same}/{count}")
+    print(
+        f"{count} pages, max {max_new_tokens} new tokens, no_repeat_ngram_size {no_repeat_ngram_size}, median of {repeats}: batch {eval_batch_size} {ours:.2f} pages/s, "
+        f"one by one {baseline:.2f} pages/s, x{ours / baseline:.2f}; identical predictions {same}/{count}"
+    )
     emit(f"eval_batch{eval_batch_size}_vs_one_by_one_ngram{no_repeat_ngram_size}", ours, baseline, "pages/s")
 
 

@@ -25,22 +25,24 @@ import tempfile
 from pathlib import Path
 
 import torch
+from bench_common import emit, generated_pages
+from bench_train import StepLog, run_fit, run_trainer
 from jsonargparse import CLI
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import TrainingArguments
 
-from bench_common import emit, generated_pages
-from bench_train import StepLog, run_fit, run_trainer
-
 from got_lightning.data.config import DatasetSpec
 from got_lightning.data.datamodule import GotDataModule
+from got_lightning.data.synthetic import PageStyle
 from got_lightning.model.loading import init_model_dir
 from got_lightning.module import GotLightningModule
-from got_lightning.data.synthetic import PageStyle
 
 # 40 lines of 25 digits on a 1024-px page: about 1000 answer tokens (one token per digit).
 LONG_PAGES = PageStyle(width=1024, height=1024, font_size=18, lines=40, min_chars=25, max_chars=25)
-ZERO2 = {"class_path": "got_lightning.training.strategies.GotDeepSpeedStrategy", "init_args": {"config": "zero_config/zero2.json"}}
+ZERO2 = {
+    "class_path": "got_lightning.training.strategies.GotDeepSpeedStrategy",
+    "init_args": {"config": "zero_config/zero2.json"},
+}
 # Dense bf16 peak, TFLOP/s, by device name.
 PEAK_TFLOPS = {"H100 PCIe": 756.0, "H100 NVL": 835.0, "H100": 989.4, "H200": 989.4, "A100": 312.0}
 RUNS = {
@@ -61,7 +63,9 @@ def not_possible(run: dict, device: str) -> str | None:
         return "DeepSpeed needs a CUDA GPU"
     if run.get("strategy") == "zero2" and importlib.util.find_spec("deepspeed") is None:
         return "deepspeed is not installed"
-    if run.get("attn_implementation") == "flash_attention_2" and (device != "cuda" or importlib.util.find_spec("flash_attn") is None):
+    if run.get("attn_implementation") == "flash_attention_2" and (
+        device != "cuda" or importlib.util.find_spec("flash_attn") is None
+    ):
         return "flash attention needs the flash-attn package and a CUDA GPU"
     return None
 
@@ -76,9 +80,13 @@ def peak_tflops(device: str, override: float | None) -> float | None:
 def step_flops(model: str, annotations: str, image_root: str | None, batch_size: int, device: str) -> int:
     """FLOPs of one forward and backward on the first batch (frozen tower: forward only)."""
     module = GotLightningModule(model).to(device).train()
-    data = GotDataModule([DatasetSpec("bench", annotations, image_root)], batch_size=batch_size, num_workers=0, seed=0, model_path=model)
+    data = GotDataModule(
+        [DatasetSpec("bench", annotations, image_root)], batch_size=batch_size, num_workers=0, seed=0, model_path=model
+    )
     data.setup("fit")
-    batch = {key: value.to(device) if torch.is_tensor(value) else value for key, value in next(iter(data.train_dataloader())).items()}
+    batch = {
+        key: value.to(device) if torch.is_tensor(value) else value for key, value in next(iter(data.train_dataloader())).items()
+    }
     with FlopCounterMode(display=False) as counter, torch.autocast(device, dtype=torch.bfloat16):
         loss_sum, count = module.loss_sum(batch)
         (loss_sum / count).backward()
@@ -90,18 +98,36 @@ def step_flops(model: str, annotations: str, image_root: str | None, batch_size:
 
 
 def _ours(settings: dict, run: dict, folder: Path) -> StepLog:
-    model = {"learning_rate": 1e-5, "warmup_ratio": 0.0, "gradient_checkpointing": run.get("gradient_checkpointing", False),
-             "attn_implementation": run.get("attn_implementation", "sdpa"), "compile": run.get("compile", False)}
-    trainer = {"accelerator": "gpu" if settings["device"] == "cuda" else "cpu", "precision": "bf16-mixed",
-               "strategy": ZERO2 if run.get("strategy") == "zero2" else "auto", "logger": False}
+    model = {
+        "learning_rate": 1e-5,
+        "warmup_ratio": 0.0,
+        "gradient_checkpointing": run.get("gradient_checkpointing", False),
+        "attn_implementation": run.get("attn_implementation", "sdpa"),
+        "compile": run.get("compile", False),
+    }
+    trainer = {
+        "accelerator": "gpu" if settings["device"] == "cuda" else "cpu",
+        "precision": "bf16-mixed",
+        "strategy": ZERO2 if run.get("strategy") == "zero2" else "auto",
+        "logger": False,
+    }
     return run_fit(settings, folder, model, trainer)
 
 
 def _trainer(settings: dict, run: dict, folder: Path) -> StepLog:
     arguments = TrainingArguments(
-        output_dir=str(folder / "run"), max_steps=settings["steps"], learning_rate=1e-5, weight_decay=0.0,
-        max_grad_norm=1.0, bf16=True, gradient_checkpointing=run.get("gradient_checkpointing", False),
-        save_strategy="no", report_to="none", use_cpu=settings["device"] != "cuda", seed=0, logging_steps=10,
+        output_dir=str(folder / "run"),
+        max_steps=settings["steps"],
+        learning_rate=1e-5,
+        weight_decay=0.0,
+        max_grad_norm=1.0,
+        bf16=True,
+        gradient_checkpointing=run.get("gradient_checkpointing", False),
+        save_strategy="no",
+        report_to="none",
+        use_cpu=settings["device"] != "cuda",
+        seed=0,
+        logging_steps=10,
     )
     return run_trainer(settings, arguments)
 
@@ -157,8 +183,16 @@ def compare(
         folder = Path(folder)
         model = model or str(init_model_dir(preset, folder / "model"))
         annotations = annotations or generated_pages(folder, pages, LONG_PAGES)
-        settings = {"model": model, "annotations": annotations, "image_root": image_root, "device": device, "batch_size": batch_size,
-                    "steps": steps, "skip": skip, "num_workers": num_workers}
+        settings = {
+            "model": model,
+            "annotations": annotations,
+            "image_root": image_root,
+            "device": device,
+            "batch_size": batch_size,
+            "steps": steps,
+            "skip": skip,
+            "num_workers": num_workers,
+        }
         flops = step_flops(model, annotations, image_root, batch_size, device)
         peak = peak_tflops(device, peak_tflops_override)
         results: dict[str, dict | str] = {}
@@ -185,13 +219,22 @@ def report(results: dict[str, dict | str], flops: int, peak: float | None, batch
             continue
         shown_mfu = f"{mfu[name]:.1%}" if mfu[name] is not None else "-"
         memory = f"{figures['peak_gib']:.1f}" if figures["peak_gib"] is not None else "-"
-        print(f"{name:20s} {figures['tokens_per_s']:10.0f} {figures['samples_per_s']:10.2f} {shown_mfu:>6s} {memory:>9s} {figures['last_losses']:10.4f}")
+        print(
+            f"{name:20s} {figures['tokens_per_s']:10.0f} {figures['samples_per_s']:10.2f} {shown_mfu:>6s} {memory:>9s} {figures['last_losses']:10.4f}"
+        )
     for name, figures in finished.items():
         if not name.startswith("ours"):
             continue
         baseline = "trainer_gc" if name.endswith("_gc") else "trainer"
-        emit(f"gpu_{name}_vs_{baseline}", figures["tokens_per_s"], finished[baseline]["tokens_per_s"] if baseline in finished else None,
-             "supervised tokens/s", mfu=mfu[name], peak_gib=figures["peak_gib"], baseline_mfu=mfu.get(baseline))
+        emit(
+            f"gpu_{name}_vs_{baseline}",
+            figures["tokens_per_s"],
+            finished[baseline]["tokens_per_s"] if baseline in finished else None,
+            "supervised tokens/s",
+            mfu=mfu[name],
+            peak_gib=figures["peak_gib"],
+            baseline_mfu=mfu.get(baseline),
+        )
 
 
 if __name__ == "__main__":

@@ -26,18 +26,17 @@ from pathlib import Path
 import lightning as L
 import torch
 import yaml
+from bench_common import emit, generated_pages
 from jsonargparse import CLI
 from transformers import Trainer, TrainerCallback, TrainingArguments
-
-from bench_common import emit, generated_pages
 
 from got_lightning.cli import main as got_lightning
 from got_lightning.data.config import DatasetSpec
 from got_lightning.data.datamodule import GotDataModule
-from got_lightning.model.loading import init_model_dir, load_model
-from got_lightning.module import GotLightningModule
-from got_lightning.model.optim import warmup_steps_for
 from got_lightning.data.synthetic import PageStyle
+from got_lightning.model.loading import init_model_dir, load_model
+from got_lightning.model.optim import warmup_steps_for
+from got_lightning.module import GotLightningModule
 from got_lightning.tokens import IGNORE_INDEX
 
 
@@ -121,11 +120,17 @@ def run_fit(settings: dict, folder: Path, model: dict, trainer: dict) -> StepLog
         "model": {"model_path": settings["model"], "val_generate": False, **model},
         "data": {
             "datasets": [{"name": "bench", "annotations": settings["annotations"], "image_root": settings["image_root"]}],
-            "batch_size": settings["batch_size"], "num_workers": settings["num_workers"], "seed": 0,
+            "batch_size": settings["batch_size"],
+            "num_workers": settings["num_workers"],
+            "seed": 0,
         },
         "trainer": {
-            "devices": 1, "max_steps": settings["steps"], "max_epochs": -1, "limit_val_batches": 0,
-            "gradient_clip_val": 1.0, "default_root_dir": str(folder / "run"),
+            "devices": 1,
+            "max_steps": settings["steps"],
+            "max_epochs": -1,
+            "limit_val_batches": 0,
+            "gradient_clip_val": 1.0,
+            "default_root_dir": str(folder / "run"),
             "callbacks": [{"class_path": f"{Path(__file__).stem}.StepTimer", "init_args": {"output": str(steps_file)}}],
             **trainer,
         },
@@ -143,7 +148,9 @@ def run_trainer(settings: dict, arguments: TrainingArguments) -> StepLog:
     """A stock transformers Trainer on the settings' model (tower frozen) fed our loader: the same
     batches in the same order as `fit`."""
     spec = DatasetSpec("bench", settings["annotations"], settings["image_root"])
-    data = GotDataModule([spec], batch_size=settings["batch_size"], num_workers=settings["num_workers"], seed=0, model_path=settings["model"])
+    data = GotDataModule(
+        [spec], batch_size=settings["batch_size"], num_workers=settings["num_workers"], seed=0, model_path=settings["model"]
+    )
     data.setup("fit")
     L.seed_everything(0, verbose=False)
     model = load_model(settings["model"])
@@ -154,17 +161,31 @@ def run_trainer(settings: dict, arguments: TrainingArguments) -> StepLog:
 
 
 def _ours(folder: Path, settings: dict, run: int) -> dict:
-    model = {"learning_rate": settings["lr"], "warmup_ratio": settings["warmup_ratio"], "weight_decay": 0.0, "lr_scheduler": "cosine"}
+    model = {
+        "learning_rate": settings["lr"],
+        "warmup_ratio": settings["warmup_ratio"],
+        "weight_decay": 0.0,
+        "lr_scheduler": "cosine",
+    }
     trainer = {"accelerator": "cpu", "log_every_n_steps": 10}
     return run_fit(settings, folder / f"ours-{run}", model, trainer).summary(settings["skip"])
 
 
 def _transformers(folder: Path, settings: dict, run: int) -> dict:
     arguments = TrainingArguments(
-        output_dir=str(folder / f"transformers-{run}"), max_steps=settings["steps"], learning_rate=settings["lr"],
-        lr_scheduler_type="cosine", warmup_steps=warmup_steps_for(settings["steps"], settings["warmup_ratio"]),
-        weight_decay=0.0, max_grad_norm=1.0, logging_steps=10, save_strategy="no", report_to="none",
-        use_cpu=True, seed=0, disable_tqdm=False,
+        output_dir=str(folder / f"transformers-{run}"),
+        max_steps=settings["steps"],
+        learning_rate=settings["lr"],
+        lr_scheduler_type="cosine",
+        warmup_steps=warmup_steps_for(settings["steps"], settings["warmup_ratio"]),
+        weight_decay=0.0,
+        max_grad_norm=1.0,
+        logging_steps=10,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        seed=0,
+        disable_tqdm=False,
     )
     return run_trainer(settings, arguments).summary(settings["skip"])
 
@@ -189,10 +210,22 @@ class EpochTimer(L.Callback):
 def _two_epochs(model: str, annotations: str, image_root: str | None, batch_size: int, cached: bool, root: Path) -> EpochTimer:
     L.seed_everything(0, verbose=False)
     module = GotLightningModule(model, cache_vision_features=cached, learning_rate=1e-5, warmup_ratio=0.0, val_generate=False)
-    data = GotDataModule([DatasetSpec("bench", annotations, image_root)], batch_size=batch_size, num_workers=0, seed=0, model_path=model)
+    data = GotDataModule(
+        [DatasetSpec("bench", annotations, image_root)], batch_size=batch_size, num_workers=0, seed=0, model_path=model
+    )
     timer = EpochTimer()
-    L.Trainer(accelerator="cpu", devices=1, max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-              enable_model_summary=False, limit_val_batches=0, default_root_dir=str(root), callbacks=[timer]).fit(module, data)
+    L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        default_root_dir=str(root),
+        callbacks=[timer],
+    ).fit(module, data)
     del module, data
     gc.collect()  # the next run's model must not share memory with this one's
     return timer
@@ -221,15 +254,25 @@ def cache(
         folder = Path(folder)
         model = model or str(init_model_dir(preset, folder / "model"))
         if annotations is None:
-            annotations = generated_pages(folder, pages, PageStyle(width=1024, height=1400, font_size=40, lines=20, min_chars=20, max_chars=24))
+            annotations = generated_pages(
+                folder, pages, PageStyle(width=1024, height=1400, font_size=40, lines=20, min_chars=20, max_chars=24)
+            )
         plain = _two_epochs(model, annotations, image_root, batch_size, False, folder / "plain")
         cached = _two_epochs(model, annotations, image_root, batch_size, True, folder / "cached")
     difference = max(abs(a - b) for a, b in zip(plain.losses, cached.losses))
-    print(f"epoch seconds without cache {plain.seconds[0]:.1f}, {plain.seconds[1]:.1f}; with cache "
-          f"{cached.seconds[0]:.1f}, {cached.seconds[1]:.1f}; largest per-step loss difference {difference:.3g} "
-          f"over {len(plain.losses)} steps")
-    emit("feature_cache_epoch2", cached.seconds[1], plain.seconds[1], "s per epoch (ratio = speedup)",
-         ratio=plain.seconds[1] / cached.seconds[1], max_loss_difference=difference)
+    print(
+        f"epoch seconds without cache {plain.seconds[0]:.1f}, {plain.seconds[1]:.1f}; with cache "
+        f"{cached.seconds[0]:.1f}, {cached.seconds[1]:.1f}; largest per-step loss difference {difference:.3g} "
+        f"over {len(plain.losses)} steps"
+    )
+    emit(
+        "feature_cache_epoch2",
+        cached.seconds[1],
+        plain.seconds[1],
+        "s per epoch (ratio = speedup)",
+        ratio=plain.seconds[1] / cached.seconds[1],
+        max_loss_difference=difference,
+    )
 
 
 def throughput(
@@ -265,9 +308,15 @@ def throughput(
         if annotations is None:
             annotations = generated_pages(folder, pages)
         settings = {
-            "model": model or str(init_model_dir("tiny", folder / "model")), "annotations": annotations,
-            "image_root": image_root, "steps": steps, "skip": skip, "batch_size": batch_size,
-            "num_workers": num_workers, "lr": lr, "warmup_ratio": warmup_ratio,
+            "model": model or str(init_model_dir("tiny", folder / "model")),
+            "annotations": annotations,
+            "image_root": image_root,
+            "steps": steps,
+            "skip": skip,
+            "batch_size": batch_size,
+            "num_workers": num_workers,
+            "lr": lr,
+            "warmup_ratio": warmup_ratio,
         }
         runs: dict[str, list[dict]] = {"ours": [], "transformers": []}
         for run in range(repeats):
@@ -278,11 +327,19 @@ def throughput(
     print(f"{steps} steps of batch {batch_size}, timed after step {skip}, median of {repeats} alternating runs")
     print(f"{'':14s} {'samples/s':>10s} {'tokens/s':>10s} {'first loss':>11s} {'last-10 loss':>13s}")
     for name, figures in median.items():
-        print(f"{name:14s} {figures['samples_per_s']:10.2f} {figures['tokens_per_s']:10.1f} "
-              f"{figures['first_loss']:11.4f} {figures['last_losses']:13.4f}")
+        print(
+            f"{name:14s} {figures['samples_per_s']:10.2f} {figures['tokens_per_s']:10.1f} "
+            f"{figures['first_loss']:11.4f} {figures['last_losses']:13.4f}"
+        )
     for key, unit in (("samples_per_s", "samples/s"), ("tokens_per_s", "supervised tokens/s")):
-        emit(f"train_{key}", ours[key], theirs[key], unit,
-             loss_ours=round(ours["last_losses"], 4), loss_baseline=round(theirs["last_losses"], 4))
+        emit(
+            f"train_{key}",
+            ours[key],
+            theirs[key],
+            unit,
+            loss_ours=round(ours["last_losses"], 4),
+            loss_baseline=round(theirs["last_losses"], 4),
+        )
 
 
 if __name__ == "__main__":

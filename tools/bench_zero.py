@@ -29,16 +29,21 @@ from pathlib import Path
 import lightning as L
 import torch
 import yaml
-from jsonargparse import CLI
-
 from bench_common import emit, generated_pages
+from jsonargparse import CLI
 
 REPO = Path(__file__).resolve().parents[1]
 TOOLS = Path(__file__).resolve().parent
 STRATEGIES = {
     "ddp": {"class_path": "lightning.pytorch.strategies.DDPStrategy", "init_args": {"gradient_as_bucket_view": True}},
-    "zero2": {"class_path": "got_lightning.training.strategies.GotDeepSpeedStrategy", "init_args": {"config": str(REPO / "zero_config/zero2.json")}},
-    "zero3": {"class_path": "got_lightning.training.strategies.GotDeepSpeedStrategy", "init_args": {"config": str(REPO / "zero_config/zero3.json")}},
+    "zero2": {
+        "class_path": "got_lightning.training.strategies.GotDeepSpeedStrategy",
+        "init_args": {"config": str(REPO / "zero_config/zero2.json")},
+    },
+    "zero3": {
+        "class_path": "got_lightning.training.strategies.GotDeepSpeedStrategy",
+        "init_args": {"config": str(REPO / "zero_config/zero3.json")},
+    },
 }
 
 
@@ -51,7 +56,11 @@ def optimizer_bytes(optimizer: torch.optim.Optimizer) -> dict[str, int]:
     own (ZeRO-2: `single_partition_of_fp32_groups`, ZeRO-3: `fp32_partitioned_groups_flat`)."""
     inner = getattr(optimizer, "optimizer", optimizer)
     moments = tensor_bytes(value for state in inner.state.values() for key, value in state.items() if key != "step")
-    masters = getattr(optimizer, "single_partition_of_fp32_groups", None) or getattr(optimizer, "fp32_partitioned_groups_flat", None) or []
+    masters = (
+        getattr(optimizer, "single_partition_of_fp32_groups", None)
+        or getattr(optimizer, "fp32_partitioned_groups_flat", None)
+        or []
+    )
     return {"optimizer_state_bytes": moments, "master_weight_bytes": tensor_bytes(masters)}
 
 
@@ -109,12 +118,25 @@ def memory_config(folder: Path, preset: str, pages: str) -> Path:
     config = {
         "validate_before_fit": False,
         "seed_everything": 0,
-        "model": {"model_path": str(folder / f"model-{preset}"), "init_preset": preset, "gradient_checkpointing": True,
-                  "vision_batch_size": 1, "learning_rate": 1e-5},
+        "model": {
+            "model_path": str(folder / f"model-{preset}"),
+            "init_preset": preset,
+            "gradient_checkpointing": True,
+            "vision_batch_size": 1,
+            "learning_rate": 1e-5,
+        },
         "data": {"datasets": [{"name": "bench", "annotations": pages}], "batch_size": 1, "num_workers": 0},
-        "trainer": {"accelerator": "cpu", "max_steps": 1, "max_epochs": -1, "logger": False, "enable_progress_bar": False,
-                    "limit_val_batches": 0, "num_sanity_val_steps": 0, "precision": "bf16-mixed",
-                    "default_root_dir": str(folder / "run")},
+        "trainer": {
+            "accelerator": "cpu",
+            "max_steps": 1,
+            "max_epochs": -1,
+            "logger": False,
+            "enable_progress_bar": False,
+            "limit_val_batches": 0,
+            "num_sanity_val_steps": 0,
+            "precision": "bf16-mixed",
+            "default_root_dir": str(folder / "run"),
+        },
         "checkpoint": {"save_last": False, "every_n_train_steps": 1000},
     }
     path = folder / f"{preset}.yaml"
@@ -127,27 +149,49 @@ def memory(presets: str = "tiny,got", strategies: str = "ddp,zero2,zero3", ranks
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         annotations = generated_pages(folder, pages)
-        print(f"{'preset':8s} {'strategy':8s} {'ranks':>5s} {'trainable':>11s} {'optimizer GiB/rank':>18s} "
-              f"{'+ fp32 master':>13s} {'peak RSS GiB/rank':>17s}")
+        print(
+            f"{'preset':8s} {'strategy':8s} {'ranks':>5s} {'trainable':>11s} {'optimizer GiB/rank':>18s} "
+            f"{'+ fp32 master':>13s} {'peak RSS GiB/rank':>17s}"
+        )
         for preset in presets.split(","):
             config = memory_config(folder, preset, annotations)
             baseline = None
             for strategy in strategies.split(","):
                 for count in map(int, ranks.split(",")):
                     output = folder / f"probe-{preset}-{strategy}-{count}"
-                    run_command(["fit", "--config", str(config), "--trainer.devices", str(count),
-                                 "--trainer.strategy", json.dumps(STRATEGIES[strategy]), *probed(output)], folder)
+                    run_command(
+                        [
+                            "fit",
+                            "--config",
+                            str(config),
+                            "--trainer.devices",
+                            str(count),
+                            "--trainer.strategy",
+                            json.dumps(STRATEGIES[strategy]),
+                            *probed(output),
+                        ],
+                        folder,
+                    )
                     measured = read_ranks(output)
                     state = max(rank["optimizer_state_bytes"] for rank in measured)
                     master = max(rank["master_weight_bytes"] for rank in measured)
                     peak = max(rank["peak_rss_bytes"] for rank in measured)
-                    print(f"{preset:8s} {strategy:8s} {count:5d} {measured[0]['trainable_parameters']:11,d} {gib(state):>18s} "
-                          f"{gib(master):>13s} {gib(peak):>17s}", flush=True)
+                    print(
+                        f"{preset:8s} {strategy:8s} {count:5d} {measured[0]['trainable_parameters']:11,d} {gib(state):>18s} "
+                        f"{gib(master):>13s} {gib(peak):>17s}",
+                        flush=True,
+                    )
                     if strategy == "ddp" and count == 1:
                         baseline = state
                     if baseline:
-                        emit(f"zero_memory_{preset}_{strategy}_{count}", state, baseline, "optimizer-state bytes per rank",
-                             peak_rss_bytes=peak, master_weight_bytes=master)
+                        emit(
+                            f"zero_memory_{preset}_{strategy}_{count}",
+                            state,
+                            baseline,
+                            "optimizer-state bytes per rank",
+                            peak_rss_bytes=peak,
+                            master_weight_bytes=master,
+                        )
 
 
 def dry_run(workdir: str, steps: int = 2) -> None:
@@ -163,11 +207,16 @@ def dry_run(workdir: str, steps: int = 2) -> None:
         output = folder / f"probe-{name}"
         seconds = run_command([*arguments, *probed(output)], folder)
         for rank in read_ranks(output):
-            print(f"{name:7s} rank {rank['rank']}: {seconds:7.1f} s command, {rank['train_seconds']:7.1f} s training to step "
-                  f"{rank['global_step']}, peak RSS {gib(rank['peak_rss_bytes'])} GiB, optimizer state "
-                  f"{gib(rank['optimizer_state_bytes'])} GiB + fp32 master {gib(rank['master_weight_bytes'])} GiB", flush=True)
+            print(
+                f"{name:7s} rank {rank['rank']}: {seconds:7.1f} s command, {rank['train_seconds']:7.1f} s training to step "
+                f"{rank['global_step']}, peak RSS {gib(rank['peak_rss_bytes'])} GiB, optimizer state "
+                f"{gib(rank['optimizer_state_bytes'])} GiB + fp32 master {gib(rank['master_weight_bytes'])} GiB",
+                flush=True,
+            )
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    seconds = run_command(["export", "--ckpt", "runs/dry-run/run/checkpoints/last.ckpt", "--output", "runs/dry-run/export"], folder)
+    seconds = run_command(
+        ["export", "--ckpt", "runs/dry-run/run/checkpoints/last.ckpt", "--output", "runs/dry-run/export"], folder
+    )
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(f"export: {seconds:7.1f} s, peak RSS {gib(peak * 1024) if peak > before else 'at most the fit ranks'} GiB")
 

@@ -46,11 +46,19 @@ def check(condition: bool, message: str) -> None:
 
 
 def fit_and_resume(steps: int) -> None:
-    schedule = ["--model.lr_schedule_steps", str(2 * steps), "--trainer.val_check_interval", str(steps),
-                "--checkpoint.every_n_train_steps", str(steps)]
+    schedule = [
+        "--model.lr_schedule_steps",
+        str(2 * steps),
+        "--trainer.val_check_interval",
+        str(steps),
+        "--checkpoint.every_n_train_steps",
+        str(steps),
+    ]
     got_lightning("fit", "--config", str(DEMO), "--trainer.max_steps", str(steps), *schedule)
     resumed = got_lightning("fit", "--config", str(DEMO), "--trainer.max_steps", str(2 * steps), "--ckpt_path", "last", *schedule)
-    check(f"--ckpt_path last: resuming from {RUN / 'checkpoints' / 'last.ckpt'}" in resumed.stderr, "resume did not name last.ckpt")
+    check(
+        f"--ckpt_path last: resuming from {RUN / 'checkpoints' / 'last.ckpt'}" in resumed.stderr, "resume did not name last.ckpt"
+    )
 
 
 def validate_named_checkpoints(steps: int) -> None:
@@ -58,8 +66,10 @@ def validate_named_checkpoints(steps: int) -> None:
     check(after["cer"] < before["cer"], f"training did not lower the held-out CER ({before['cer']} -> {after['cer']})")
     got_lightning("validate", "--config", str(DEMO), "--ckpt_path", "last")
     last = metrics(RUN)
-    check(last["cer"] == after["cer"] and last["global_step"] == 2 * steps,
-          f"validate --ckpt_path last scored {last['cer']} (step {last['global_step']}), the trained model has {after['cer']}")
+    check(
+        last["cer"] == after["cer"] and last["global_step"] == 2 * steps,
+        f"validate --ckpt_path last scored {last['cer']} (step {last['global_step']}), the trained model has {after['cer']}",
+    )
     got_lightning("test", "--config", str(DEMO), "--ckpt_path", "best")
     best = metrics(RUN)
     check(best["cer"] <= after["cer"], f"test --ckpt_path best scored {best['cer']}, worse than the last checkpoint")
@@ -94,8 +104,18 @@ def predict(exported: Path) -> None:
         shutil.copy(image, pages / image.name)
     for name, source in (("checkpoint", ["--ckpt_path", "last"]), ("export", ["--model.model_path", str(exported)])):
         output = Path(f"runs/predict-{name}.jsonl")
-        got_lightning("predict", "--config", str(DEMO), *source, "--data.predict_input", str(pages),
-                      "--predict_output.path", str(output), "--predict_output.write_txt", "true")
+        got_lightning(
+            "predict",
+            "--config",
+            str(DEMO),
+            *source,
+            "--data.predict_input",
+            str(pages),
+            "--predict_output.path",
+            str(output),
+            "--predict_output.write_txt",
+            "true",
+        )
         lines = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
         check(len(lines) == 6 and all("prediction" in line for line in lines), f"predict from the {name} wrote {lines}")
 

@@ -1,7 +1,7 @@
 """Render synthetic text pages with transcripts in GOT's annotation format.
 
-    python tools/make_synthetic.py --output data/synthetic --count 200 --script digits
-    python tools/make_synthetic.py --output data/guji-like --script cjk --layout vertical --lines 6 --width 600 --height 800
+python tools/make_synthetic.py --output data/synthetic --count 200 --script digits
+python tools/make_synthetic.py --output data/guji-like --script cjk --layout vertical --lines 6 --width 600 --height 800
 """
 
 from __future__ import annotations

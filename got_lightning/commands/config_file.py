@@ -7,6 +7,10 @@ from typing import Any
 
 import yaml
 
+# The model section's settings the data section receives (`parser.link_arguments` in `got-lightning
+# fit`): the data pipeline reads the tokenizer and image size from the same model.
+MODEL_TO_DATA = {"model_path": "model_path", "revision": "model_revision"}
+
 
 class ConfigError(ValueError):
     """A config file that cannot be used, with the reason."""
@@ -32,3 +36,14 @@ def read_sections(path: str | Path) -> tuple[dict, dict]:
     if not isinstance(config, dict) or "data" not in config:
         raise ConfigError(f"{path} has no 'data' section")
     return _init_args(config["data"]), _init_args(config.get("model"))
+
+
+def linked_data_section(data: dict, model: dict, overrides: dict[str, Any] | None = None) -> dict:
+    """The data section with the linked model settings filled in as `fit` would: a command-line
+    override (keyed by the model's name) first, then the model section, then the data section."""
+    data = dict(data)
+    for model_key, data_key in MODEL_TO_DATA.items():
+        value = (overrides or {}).get(model_key) or model.get(model_key) or data.get(data_key)
+        if value is not None:
+            data[data_key] = value
+    return data

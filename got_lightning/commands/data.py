@@ -14,8 +14,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         parser.add_argument("--annotations", help="annotation file (JSON list or JSONL)")
         parser.add_argument("--image-root", "--image_root", dest="image_root", help="folder image paths are relative to")
         parser.add_argument("--image-mode", "--image_mode", dest="image_mode", choices=("resize", "pad", "tiles"))
-        parser.add_argument("--model_path", "--model-path", dest="model_path",
-                            help="model folder or hub id whose tokenizer and tile size to use (default: the config's model)")
+        parser.add_argument(
+            "--model_path",
+            "--model-path",
+            dest="model_path",
+            help="model folder or hub id whose tokenizer and tile size to use (default: the config's model)",
+        )
         parser.add_argument("--revision", help="branch, tag or commit of a hub id (default: the config's, else main)")
         parser.add_argument("--json", action="store_true", help="print one JSON object")
         if name == "check":

@@ -19,13 +19,20 @@ LIGHTNING_COMMANDS = {
     "test": "the held-out evaluation under test/ names",
     "predict": "OCR new pages (--data.predict_input)",
 }
-RUNNERS = {"data": data_command.run, "init": model_command.run, "convert": model_command.run, "export": model_command.run,
-           "compare": reports_command.run, "report": reports_command.run}
+RUNNERS = {
+    "data": data_command.run,
+    "init": model_command.run,
+    "convert": model_command.run,
+    "export": model_command.run,
+    "compare": reports_command.run,
+    "report": reports_command.run,
+}
 
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
-        prog="got-lightning", description="Fine-tune GOT-OCR2.0 on your own pages with PyTorch Lightning.",
+        prog="got-lightning",
+        description="Fine-tune GOT-OCR2.0 on your own pages with PyTorch Lightning.",
         epilog="fit, validate, test and predict are LightningCLI commands: `got-lightning fit --help` lists their options.",
     )
     subparsers = top.add_subparsers(dest="command", required=True, metavar="COMMAND")

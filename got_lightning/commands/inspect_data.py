@@ -15,14 +15,13 @@ from rich.table import Table
 from rich.text import Text
 from torch.utils.data import DataLoader
 
-from got_lightning.commands.config_file import read_sections
+from got_lightning.commands.config_file import linked_data_section, read_sections
 from got_lightning.data.config import DatasetSpec
 from got_lightning.data.datamodule import GotDataModule
-from got_lightning.data.dataset import GotDataset, Source
+from got_lightning.data.dataset import GotDataset, index_datasets
 from got_lightning.data.errors import Problem
-from got_lightning.data.index import build_index
-from got_lightning.model.hub import DEFAULT_REVISION
 from got_lightning.model.loading import ensure_model_dir
+from got_lightning.options import as_options
 from got_lightning.tokens import IGNORE_INDEX, IMG_PAD_ID
 
 PERCENTILES = (50, 90, 99, 100)
@@ -34,15 +33,16 @@ def _data_module(args: argparse.Namespace) -> GotDataModule:
         if model.get("model_path") and not args.model_path:
             ensure_model_dir(model["model_path"], model.get("init_preset"), model.get("init_seed", 0))
     elif args.annotations:
-        data = {"datasets": [{"name": Path(args.annotations).stem, "annotations": args.annotations, "image_root": args.image_root}]}
+        data = {
+            "datasets": [{"name": Path(args.annotations).stem, "annotations": args.annotations, "image_root": args.image_root}]
+        }
         model = {}
     else:
         raise ValueError("give --config CFG or --annotations FILE [--image-root DIR]")
-    data["model_path"] = args.model_path or model.get("model_path") or data.get("model_path")
-    data["model_revision"] = args.revision or model.get("revision") or data.get("model_revision", DEFAULT_REVISION)
+    data = linked_data_section(data, model, {"model_path": args.model_path, "revision": args.revision})
     if args.image_mode:
         data["image_mode"] = args.image_mode
-    data["datasets"] = [DatasetSpec(**spec) if isinstance(spec, dict) else spec for spec in data.get("datasets", [])]
+    data["datasets"] = [as_options(DatasetSpec, spec) for spec in data.get("datasets", [])]
     data["strict"] = False
     module = GotDataModule(**data)
     module.prepare_data()
@@ -51,17 +51,13 @@ def _data_module(args: argparse.Namespace) -> GotDataModule:
 
 def _all_records(module: GotDataModule) -> tuple[GotDataset, list[Problem], int]:
     """Every record of every annotation file, split or not; index-time problems separately."""
-    sources, entries, problems = [], [], []
-    for spec in module.specs:
-        files = [(spec.annotations, spec.name, spec.root)]
-        if spec.val_annotations:
-            files.append((spec.val_annotations, f"{spec.name}/val", spec.val_root))
-        for path, name, root in files:
-            index = build_index(path, name)
-            problems += index.problems
-            sources.append(Source(index, root))
-            valid = index.valid_positions
-            entries.append(np.stack([np.full(len(valid), len(sources) - 1), valid], axis=1))
+    indexed = index_datasets(module.specs)
+    sources = [source for dataset in indexed for source in dataset.sources]
+    problems = [problem for dataset in indexed for problem in dataset.problems]
+    entries = [
+        np.stack([np.full(len(source.index.valid_positions), number), source.index.valid_positions], axis=1)
+        for number, source in enumerate(sources)
+    ]
     records = sum(len(source.index) for source in sources)
     return GotDataset(sources, np.concatenate(entries), module.builder), problems, records
 
@@ -190,7 +186,17 @@ def show(args: argparse.Namespace, console: Console) -> int:
         print(json.dumps(summary, ensure_ascii=False))
         return 0
     console.print(_render_prompt(module, input_ids, labels))
-    for key in ("dataset", "record", "tokens", "image_tokens", "supervised_tokens", "num_tiles", "tile_grids", "image_sizes", "pixel_values_shape"):
+    for key in (
+        "dataset",
+        "record",
+        "tokens",
+        "image_tokens",
+        "supervised_tokens",
+        "num_tiles",
+        "tile_grids",
+        "image_sizes",
+        "pixel_values_shape",
+    ):
         console.print(Text.assemble((key, "bold"), f": {summary[key]}"))
     return 0
 

@@ -19,8 +19,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     export = subparsers.add_parser("export", help="training checkpoint to a stock transformers model directory")
     export.add_argument("--ckpt", required=True, help="Lightning .ckpt file or DeepSpeed checkpoint directory")
     export.add_argument("--output", required=True, help="directory to write")
-    export.add_argument("--model_path", "--model-path", dest="model_path",
-                        help="base model folder or hub id, if not the one the checkpoint names")
+    export.add_argument(
+        "--model_path", "--model-path", dest="model_path", help="base model folder or hub id, if not the one the checkpoint names"
+    )
     export.add_argument("--revision", help="branch, tag or commit of that hub id")
 
 

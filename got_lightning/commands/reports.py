@@ -23,7 +23,9 @@ VERDICT_STYLES = {"better": "green", "worse": "red", "same": ""}
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
-    compare_parser = subparsers.add_parser("compare", help="base vs fine-tuned predictions.jsonl: what changed, what is still wrong")
+    compare_parser = subparsers.add_parser(
+        "compare", help="base vs fine-tuned predictions.jsonl: what changed, what is still wrong"
+    )
     compare_parser.add_argument("base", help="predictions.jsonl of the base model (validate without a checkpoint)")
     compare_parser.add_argument("finetuned", help="predictions.jsonl of the fine-tuned model")
     compare_parser.add_argument("--html", help="report to write (default: comparison.html beside FINETUNED)")
@@ -33,8 +35,14 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     for parser in (compare_parser, report_parser):
         parser.add_argument("--json", help="the report's data as JSON (default: the HTML file's name with .json)")
         parser.add_argument("--top", type=int, default=10, help=f"rows per terminal table (at most {MOST_ROWS})")
-        parser.add_argument("--image-mb", "--image_mb", dest="image_mb", type=float, default=25.0,
-                            help="size budget of the page images embedded in the HTML (worst samples first)")
+        parser.add_argument(
+            "--image-mb",
+            "--image_mb",
+            dest="image_mb",
+            type=float,
+            default=25.0,
+            help="size budget of the page images embedded in the HTML (worst samples first)",
+        )
 
 
 def reading_text(prediction: str, reference: str) -> Text:
@@ -67,8 +75,13 @@ def datasets_table(comparison: Comparison) -> Table:
     for column in ("dataset", "samples", "base CER", "fine-tuned CER", "regressed"):
         table.add_column(column, justify="left" if column == "dataset" else "right")
     for name, changes in comparison.by_dataset().items():
-        table.add_row(Text(name), str(len(changes)), f"{comparison.totals('base', changes)['cer']:.4f}",
-                      f"{comparison.totals('tuned', changes)['cer']:.4f}", str(sum(1 for c in changes if c.edit_change > 0)))
+        table.add_row(
+            Text(name),
+            str(len(changes)),
+            f"{comparison.totals('base', changes)['cer']:.4f}",
+            f"{comparison.totals('tuned', changes)['cer']:.4f}",
+            str(sum(1 for c in changes if c.edit_change > 0)),
+        )
     return table
 
 
@@ -86,8 +99,13 @@ def samples_table(title: str, changes: list[SampleChange], rows: int) -> Table:
     for column in ("image", "dataset", "edits", "CER", "fine-tuned reading ⟨expected⟩"):
         table.add_column(column, overflow="fold")
     for change in changes[:rows]:
-        table.add_row(Text(change.image), Text(change.dataset), f"{change.base_score.edits} -> {change.tuned_score.edits}",
-                      f"{change.base_score.cer:.3f} -> {change.tuned_score.cer:.3f}", reading_text(change.tuned, change.reference))
+        table.add_row(
+            Text(change.image),
+            Text(change.dataset),
+            f"{change.base_score.edits} -> {change.tuned_score.edits}",
+            f"{change.base_score.cer:.3f} -> {change.tuned_score.cer:.3f}",
+            reading_text(change.tuned, change.reference),
+        )
     return table
 
 
@@ -106,21 +124,26 @@ def print_summary(console: Console, comparison: Comparison, top: int) -> None:
         console.print(datasets_table(comparison))
     if comparison.still_wrong and rows:
         console.print(confusions_table(comparison, rows))
-    for title, changes in (("still wrong, most edits first", comparison.still_wrong),
-                           ("improved, largest drop in edits first", comparison.improved),
-                           ("regressed, largest rise in edits first", comparison.regressed)):
+    for title, changes in (
+        ("still wrong, most edits first", comparison.still_wrong),
+        ("improved, largest drop in edits first", comparison.improved),
+        ("regressed, largest rise in edits first", comparison.regressed),
+    ):
         if changes and rows:
             console.print(samples_table(title, changes, rows))
         elif not changes:
             console.print(Text(f"{title.split(',')[0]}: none"))
 
 
-def write_reports(comparison: Comparison, html: Path, json_path: Path, image_mb: float, title: str, charts: str = "",
-                  extra: dict | None = None) -> None:
+def write_reports(
+    comparison: Comparison, html: Path, json_path: Path, image_mb: float, title: str, charts: str = "", extra: dict | None = None
+) -> None:
     pictures, ids = embed(comparison, image_mb)
     html.parent.mkdir(parents=True, exist_ok=True)
     html.write_text(render_report(comparison, pictures, ids, title, charts), encoding="utf-8")
-    json_path.write_text(json.dumps({**(extra or {}), **summary(comparison)}, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    json_path.write_text(
+        json.dumps({**(extra or {}), **summary(comparison)}, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+    )
 
 
 def run_compare(args: argparse.Namespace, console: Console) -> int:
@@ -137,8 +160,10 @@ def run_report(args: argparse.Namespace, console: Console) -> int:
     validations = read_validations(args.run_dir)
     scored = [v for v in validations if v.predictions.is_file()]
     if not scored:
-        raise FileNotFoundError(f"{args.run_dir} has no validation/step-*/ or validation/before-fit/ with predictions.jsonl "
-                                "(fit validates with --trainer.val_check_interval; --validate_before_fit adds the untrained model)")
+        raise FileNotFoundError(
+            f"{args.run_dir} has no validation/step-*/ or validation/before-fit/ with predictions.jsonl "
+            "(fit validates with --trainer.val_check_interval; --validate_before_fit adds the untrained model)"
+        )
     first, last = scored[0], scored[-1]
     comparison = compare(first.predictions, last.predictions)
     points = Text("held-out CER by step: ")
@@ -150,8 +175,15 @@ def run_report(args: argparse.Namespace, console: Console) -> int:
     json_path = Path(args.json) if args.json else html.with_suffix(".json")
     charts = svg_chart(validations, "cer", "held-out CER") + svg_chart(validations, "loss", "held-out loss")
     steps = [{"label": v.label, "step": v.step, "cer": v.cer, "loss": v.loss, "num_samples": v.num_samples} for v in validations]
-    write_reports(comparison, html, json_path, args.image_mb, f"Training report: {last.label} against {first.label}", charts,
-                  extra={"run_dir": str(args.run_dir), "validations": steps})
+    write_reports(
+        comparison,
+        html,
+        json_path,
+        args.image_mb,
+        f"Training report: {last.label} against {first.label}",
+        charts,
+        extra={"run_dir": str(args.run_dir), "validations": steps},
+    )
     console.print(Text(f"HTML report: {html}\nJSON: {json_path}"))
     return 0
 

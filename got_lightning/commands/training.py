@@ -9,32 +9,33 @@ import sys
 from typing import Any
 
 import lightning as L
-
 from lightning.pytorch.callbacks import Callback, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from rich.console import Console
 
-from got_lightning.training.checkpoints import AtomicCheckpointIO, remove_stale_staging
+from got_lightning.commands.config_file import MODEL_TO_DATA
+from got_lightning.commands.errors import USER_ERRORS
+from got_lightning.data.datamodule import GotDataModule
+from got_lightning.evaluation.held_out import NothingScoredError
+from got_lightning.evaluation.prediction_writer import PredictionWriter
+from got_lightning.module import GotLightningModule
+from got_lightning.optional import MissingExtraError
 from got_lightning.training.checkpoints import (
     NAMED_CHECKPOINTS,
+    AtomicCheckpointIO,
     BestCheckpoint,
     NoCheckpointError,
     RunCheckpoint,
     checkpoint_dir,
+    remove_stale_staging,
     resolve_checkpoint,
 )
-from got_lightning.commands.errors import USER_ERRORS
-from got_lightning.data.datamodule import GotDataModule
 from got_lightning.training.epoch_resume import ExactEpochResume
-from got_lightning.evaluation.held_out import NothingScoredError
-from got_lightning.module import GotLightningModule
 from got_lightning.training.nonfinite import NonFiniteTrainingError
-from got_lightning.training.window_monitor import NothingToTrainError
 from got_lightning.training.preemption import PreemptionCheckpoint
-from got_lightning.evaluation.prediction_writer import PredictionWriter
-from got_lightning.optional import MissingExtraError
 from got_lightning.training.preflight import PreflightError, check_annotations, check_free_space, check_writable, checkpoint_bytes
 from got_lightning.training.strategies import is_deepspeed
+from got_lightning.training.window_monitor import NothingToTrainError
 
 
 class GotCLI(LightningCLI):
@@ -45,10 +46,12 @@ class GotCLI(LightningCLI):
         parser.add_lightning_class_args(BestCheckpoint, "best_checkpoint")
         parser.add_lightning_class_args(PredictionWriter, "predict_output")
         parser.add_lightning_class_args(PreemptionCheckpoint, "preemption")
-        parser.link_arguments("model.model_path", "data.model_path")
-        parser.link_arguments("model.revision", "data.model_revision")
+        for model_key, data_key in MODEL_TO_DATA.items():
+            parser.link_arguments(f"model.{model_key}", f"data.{data_key}")
         parser.add_argument(
-            "--validate_before_fit", type=bool, default=False,
+            "--validate_before_fit",
+            type=bool,
+            default=False,
             help="Validate the untrained model first, to print the held-out CER before training",
         )
         parser.set_defaults(
@@ -148,7 +151,15 @@ def run_lightning(argv: list[str]) -> int:
             save_config_kwargs={"overwrite": True},
             parser_kwargs={"prog": "got-lightning"},
         )
-    except (PreflightError, NoCheckpointError, MissingExtraError, NonFiniteTrainingError, NothingScoredError, NothingToTrainError, *USER_ERRORS) as error:
+    except (
+        PreflightError,
+        NoCheckpointError,
+        MissingExtraError,
+        NonFiniteTrainingError,
+        NothingScoredError,
+        NothingToTrainError,
+        *USER_ERRORS,
+    ) as error:
         print(f"got-lightning: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -15,7 +15,7 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 
 from got_lightning.data.collate import Collator
 from got_lightning.data.config import DatasetSpec
-from got_lightning.data.dataset import GotDataset, Source, StrictModeError
+from got_lightning.data.dataset import AnnotationSource, GotDataset, StrictModeError, index_datasets
 from got_lightning.data.errors import Problem
 from got_lightning.data.geometry import ImageGeometry
 from got_lightning.data.index import build_index
@@ -25,9 +25,10 @@ from got_lightning.data.prompt import OverlengthPolicy, PromptBuilder
 from got_lightning.data.sample import SampleBuilder
 from got_lightning.data.sampler import ShardSampler, TrainBatchSampler
 from got_lightning.data.split import repeat_positions, split_positions
+from got_lightning.data.synthetic import materialize
 from got_lightning.data.windows import WindowLoader
 from got_lightning.model.hub import DEFAULT_REVISION, resolve_model_path
-from got_lightning.data.synthetic import materialize
+from got_lightning.options import as_options
 from got_lightning.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ class GotDataModule(L.LightningDataModule):
         self.jpeg_draft = jpeg_draft
         self.max_image_pixels = max_image_pixels
         self.predict_input = predict_input
-        self.predict_prompt = PredictPrompt(**predict_prompt) if isinstance(predict_prompt, dict) else predict_prompt or PredictPrompt()
+        self.predict_prompt = as_options(PredictPrompt, predict_prompt, PredictPrompt())
         self.train_dataset: GotDataset | None = None
         self.val_dataset: GotDataset | None = None
         self.summaries: list[SplitSummary] = []
@@ -170,33 +171,30 @@ class GotDataModule(L.LightningDataModule):
             return
         if not self.specs:
             raise ValueError("no datasets configured (data.datasets)")
-        sources: list[Source] = []
+        sources: list[AnnotationSource] = []
         train_entries: list[np.ndarray] = []
         val_entries: list[np.ndarray] = []
-        for spec in self.specs:
-            index = build_index(spec.annotations, spec.name)
-            self.index_problems += index.problems
-            sources.append(Source(index, spec.root))
-            source_id = len(sources) - 1
-            val_id, val_index = source_id, None
-            if spec.val_annotations:
-                val_index = build_index(spec.val_annotations, f"{spec.name}/val")
-                self.index_problems += val_index.problems
-                self.held_out_problems += val_index.problems
-                sources.append(Source(val_index, spec.val_root))
+        for dataset in index_datasets(self.specs):
+            spec, index = dataset.spec, dataset.train.index
+            self.index_problems += dataset.problems
+            sources.append(dataset.train)
+            source_id = val_id = len(sources) - 1
+            if dataset.held_out is not None:
+                self.held_out_problems += dataset.held_out.index.problems
+                sources.append(dataset.held_out)
                 val_id = len(sources) - 1
+            val_index = None if dataset.held_out is None else dataset.held_out.index
             fraction = self.val_fraction if spec.val_fraction is None else spec.val_fraction
-            train, held_out = split_positions(
-                index.split_points, fraction, None if val_index is None else val_index.split_points
-            )
+            train, held_out = split_positions(index.split_points, fraction, None if val_index is None else val_index.split_points)
             if val_index is not None:
                 held_out = val_index.valid_positions
             left_out = len(index.valid_positions) - len(train) - (0 if val_index is not None else len(held_out))
             repeated = repeat_positions(train, index.split_points, spec.repeat)
             train_entries.append(np.stack([np.full(len(repeated), source_id), repeated], axis=1))
             val_entries.append(np.stack([np.full(len(held_out), val_id), held_out], axis=1))
-            bad = len(index.problems) + (len(val_index.problems) if val_index is not None else 0)
-            self.summaries.append(SplitSummary(spec.name, len(index), bad, len(repeated), len(held_out), left_out))
+            self.summaries.append(
+                SplitSummary(spec.name, len(index), len(dataset.problems), len(repeated), len(held_out), left_out)
+            )
         if self.strict and self.index_problems:
             raise StrictModeError(f"{len(self.index_problems)} bad record(s) (strict: true); first: {self.index_problems[0]}")
         self.train_dataset = GotDataset(sources, np.concatenate(train_entries), self.builder, self.strict)
@@ -209,9 +207,14 @@ class GotDataModule(L.LightningDataModule):
         for summary in self.summaries:
             log.warning(
                 "dataset %r: %d records, %d bad, train %d, val %d%s",
-                summary.name, summary.records, summary.bad, summary.train, summary.val,
+                summary.name,
+                summary.records,
+                summary.bad,
+                summary.train,
+                summary.val,
                 f", {summary.left_out} train record(s) left out because their image is in the validation file"
-                if summary.left_out else "",
+                if summary.left_out
+                else "",
             )
         for problem in self.index_problems[:20]:
             log.warning("bad record skipped: %s", problem)
@@ -263,7 +266,7 @@ class GotDataModule(L.LightningDataModule):
             for problem in index.problems:
                 log.warning("bad record skipped: %s", problem)
             entries = np.stack([np.zeros(len(index.valid_positions), dtype=np.int64), index.valid_positions], axis=1)
-            return GotDataset([Source(index, Path(self.predict_input).parent)], entries, self.builder, self.strict)
+            return GotDataset([AnnotationSource(index, Path(self.predict_input).parent)], entries, self.builder, self.strict)
         return ImageFolderDataset(list_images(self.predict_input), self.builder, self.predict_prompt, self.image_mode == "tiles")
 
     def predict_dataloader(self) -> StatefulDataLoader:

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
+from got_lightning.data.config import DatasetSpec
 from got_lightning.data.errors import BadSampleError, Problem
-from got_lightning.data.index import AnnotationIndex
+from got_lightning.data.index import AnnotationIndex, build_index
 from got_lightning.data.records import image_of, parse_record
 from got_lightning.data.sample import SampleBuilder
 
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class Source:
+class AnnotationSource:
     """One annotation file with the folder its image paths are relative to."""
 
     index: AnnotationIndex
@@ -29,6 +30,35 @@ class Source:
         return self.index.dataset
 
 
+@dataclass(frozen=True)
+class IndexedDataset:
+    """A configured dataset's annotation files, indexed: the training file and, when the dataset has
+    one, its held-out file."""
+
+    spec: DatasetSpec
+    train: AnnotationSource
+    held_out: AnnotationSource | None
+
+    @property
+    def sources(self) -> list[AnnotationSource]:
+        return [self.train] if self.held_out is None else [self.train, self.held_out]
+
+    @property
+    def problems(self) -> list[Problem]:
+        return [problem for source in self.sources for problem in source.index.problems]
+
+
+def index_datasets(specs: list[DatasetSpec]) -> list[IndexedDataset]:
+    """Index every dataset's annotation files (a held-out file under the name `NAME/val`)."""
+    indexed = []
+    for spec in specs:
+        held_out = None
+        if spec.val_annotations:
+            held_out = AnnotationSource(build_index(spec.val_annotations, f"{spec.name}/val"), spec.val_root)
+        indexed.append(IndexedDataset(spec, AnnotationSource(build_index(spec.annotations, spec.name), spec.root), held_out))
+    return indexed
+
+
 class StrictModeError(RuntimeError):
     """A bad sample met with `strict: true`."""
 
@@ -37,7 +67,9 @@ class GotDataset(Dataset):
     """Items are `(source, record position)` pairs; a bad one comes back as `{"problem": Problem}`
     (dropped by the collator and counted) or, in strict mode, raises."""
 
-    def __init__(self, sources: list[Source], entries: np.ndarray, builder: SampleBuilder, strict: bool = False) -> None:
+    def __init__(
+        self, sources: list[AnnotationSource], entries: np.ndarray, builder: SampleBuilder, strict: bool = False
+    ) -> None:
         self.sources = sources
         self.entries = np.asarray(entries, dtype=np.int64).reshape(-1, 2)
         self.builder = builder
@@ -46,7 +78,7 @@ class GotDataset(Dataset):
     def __len__(self) -> int:
         return len(self.entries)
 
-    def locate(self, item: int) -> tuple[Source, int]:
+    def locate(self, item: int) -> tuple[AnnotationSource, int]:
         source_id, position = self.entries[item]
         return self.sources[int(source_id)], int(position)
 

@@ -85,8 +85,7 @@ def open_image(path: Path, max_pixels: int | None) -> Image.Image:
     if max_pixels is not None and width * height > max_pixels:
         image.close()
         raise BadSampleError(
-            f"decompression bomb refused: {width}x{height} = {width * height} pixels exceeds "
-            f"max_image_pixels={max_pixels}"
+            f"decompression bomb refused: {width}x{height} = {width * height} pixels exceeds max_image_pixels={max_pixels}"
         )
     return image
 
@@ -167,9 +166,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
         return image
     if mode.startswith("I") or mode == "F":
         image = Image.fromarray(_to_uint8(np.asarray(image), mode), mode="L")
-    elif mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    elif mode in ("PA", "La", "RGBa"):
+    elif mode == "P" and "transparency" in image.info or mode in ("PA", "La", "RGBa"):
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA"):
         background = Image.new("RGB", image.size, WHITE)

@@ -135,72 +135,80 @@ def _scan_jsonl(handle: BinaryIO, path: Path) -> Iterator[ScanItem]:
 
 def _scan_json_list(handle: BinaryIO, path: Path) -> Iterator[ScanItem]:
     """Walk the top-level array element by element, never holding more than one chunk plus one record."""
-    decoder = json.JSONDecoder()
-    utf8 = codecs.getincrementaldecoder("utf-8")()
-    buffer, pos, byte_cursor, eof = "", 0, 0, False
+    reader = _JsonListReader(handle, path)
+    reader.expect("[", "expected a JSON list of records")
+    while (char := reader.peek()) != "]":
+        if not char:
+            raise reader.fail("the file ends before the closing ']'")
+        start, obj = reader.read_value()
+        yield start, reader.byte_cursor - start, obj, None
+        separator = reader.peek()
+        if separator == ",":
+            reader.advance(reader.pos + 1)
+        elif separator not in ("]", ""):
+            raise reader.fail(f"expected ',' or ']' between records, found {separator!r}")
+    reader.advance(reader.pos + 1)
+    if reader.peek():
+        raise reader.fail("unexpected text after the closing ']'")
 
-    def fill() -> bool:
-        nonlocal buffer, pos, eof
-        if eof:
+
+class _JsonListReader:
+    """A decoded window over a JSON file, read forward in chunks, that knows its byte position."""
+
+    def __init__(self, handle: BinaryIO, path: Path) -> None:
+        self.handle, self.path = handle, path
+        self.decoder = json.JSONDecoder()
+        self.utf8 = codecs.getincrementaldecoder("utf-8")()
+        self.buffer, self.pos, self.byte_cursor, self.eof = "", 0, 0, False
+
+    def fill(self) -> bool:
+        """Append the next chunk; False once the file is exhausted."""
+        if self.eof:
             return False
-        chunk = handle.read(CHUNK_BYTES)
-        eof = not chunk
+        chunk = self.handle.read(CHUNK_BYTES)
+        self.eof = not chunk
         try:
-            text = utf8.decode(chunk, final=eof)
+            text = self.utf8.decode(chunk, final=self.eof)
         except UnicodeDecodeError as error:
-            raise AnnotationFileError(f"{path}: not UTF-8 near byte {byte_cursor + error.start}") from error
+            raise AnnotationFileError(f"{self.path}: not UTF-8 near byte {self.byte_cursor + error.start}") from error
         if not text:
-            return not eof
-        buffer, pos = buffer[pos:] + text, 0
+            return not self.eof
+        self.buffer, self.pos = self.buffer[self.pos :] + text, 0
         return True
 
-    def advance(new_pos: int) -> None:
-        nonlocal pos, byte_cursor
-        byte_cursor += len(buffer[pos:new_pos].encode("utf-8"))
-        pos = new_pos
+    def advance(self, new_pos: int) -> None:
+        self.byte_cursor += len(self.buffer[self.pos : new_pos].encode("utf-8"))
+        self.pos = new_pos
 
-    def skip_whitespace() -> str:
+    def peek(self) -> str:
+        """The next character after whitespace ('' at the end of the file)."""
         while True:
-            advance(_SKIP.match(buffer, pos).end())
-            if pos < len(buffer) or not fill():
-                return buffer[pos : pos + 1]
+            self.advance(_SKIP.match(self.buffer, self.pos).end())
+            if self.pos < len(self.buffer) or not self.fill():
+                return self.buffer[self.pos : self.pos + 1]
 
-    def fail(message: str, at: int | None = None) -> AnnotationFileError:
-        error_byte = byte_cursor + len(buffer[pos:at].encode("utf-8")) if at is not None else byte_cursor
-        line, column = _line_and_column(path, error_byte)
-        return AnnotationFileError(f"{path}: not valid JSON at line {line} column {column}: {message}")
+    def expect(self, char: str, message: str) -> None:
+        if self.peek() != char:
+            raise self.fail(message)
+        self.advance(self.pos + 1)
 
-    fill()
-    if skip_whitespace() != "[":
-        raise fail("expected a JSON list of records")
-    advance(pos + 1)
-    expect_value = True
-    while True:
-        char = skip_whitespace()
-        if char == "]":
-            advance(pos + 1)
-            if skip_whitespace():
-                raise fail("unexpected text after the closing ']'")
-            return
-        if not char:
-            raise fail("the file ends before the closing ']'")
-        if not expect_value:
-            if char != ",":
-                raise fail(f"expected ',' or ']' between records, found {char!r}")
-            advance(pos + 1)
-            expect_value = True
-            continue
+    def read_value(self) -> tuple[int, Any]:
+        """Decode one JSON value, reading more chunks until it is complete; returns its start byte."""
         while True:
             try:
-                obj, end = decoder.raw_decode(buffer, pos)
+                obj, end = self.decoder.raw_decode(self.buffer, self.pos)
                 break
             except json.JSONDecodeError as error:
-                if not fill():
-                    raise fail(error.msg, at=error.pos) from error
-        start = byte_cursor
-        advance(end)
-        yield start, byte_cursor - start, obj, None
-        expect_value = False
+                if not self.fill():
+                    raise self.fail(error.msg, at=error.pos) from error
+        start = self.byte_cursor
+        self.advance(end)
+        return start, obj
+
+    def fail(self, message: str, at: int | None = None) -> AnnotationFileError:
+        error_byte = self.byte_cursor + len(self.buffer[self.pos : at].encode("utf-8")) if at is not None else self.byte_cursor
+        line, column = _line_and_column(self.path, error_byte)
+        return AnnotationFileError(f"{self.path}: not valid JSON at line {line} column {column}: {message}")
 
 
 def _line_and_column(path: Path, byte_offset: int) -> tuple[int, int]:

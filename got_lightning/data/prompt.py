@@ -116,7 +116,12 @@ class PromptBuilder:
                 f"over-length: {total} tokens > model_max_length {self.model_max_length} and no answer token "
                 "fits after the prompt and image tokens (image tokens are never truncated)"
             )
-        log.warning("sample truncated from %d to %d tokens (model_max_length %d)", total, sum(len(i) for i, _ in kept), self.model_max_length)
+        log.warning(
+            "sample truncated from %d to %d tokens (model_max_length %d)",
+            total,
+            sum(len(i) for i, _ in kept),
+            self.model_max_length,
+        )
         return _join(kept, sum(len(ids) for ids, _ in kept), truncated=True)
 
 

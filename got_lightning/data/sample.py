@@ -15,7 +15,7 @@ from got_lightning.data.records import GPT, Record
 
 
 @dataclass(frozen=True)
-class ImageSource:
+class ResolvedImage:
     """An image reference resolved to files: one page, or a folder of pre-cut tiles."""
 
     ref: str
@@ -31,23 +31,23 @@ class SampleBuilder:
         self.prompts = prompts
         self.allow_outside_root = allow_outside_root
 
-    def resolve(self, record: Record, image_root: Path) -> list[ImageSource]:
+    def resolve(self, record: Record, image_root: Path) -> list[ResolvedImage]:
         sources = []
         for ref in record.images:
             path = resolve_image_path(image_root, ref, self.allow_outside_root)
             if path.is_dir():
-                sources.append(ImageSource(ref, tuple(tile_files(path)), True))
+                sources.append(ResolvedImage(ref, tuple(tile_files(path)), True))
             else:
-                sources.append(ImageSource(ref, (path,), False))
+                sources.append(ResolvedImage(ref, (path,), False))
         return sources
 
-    def page_size(self, source: ImageSource) -> tuple[int, int]:
+    def page_size(self, source: ResolvedImage) -> tuple[int, int]:
         """Upright (width, height) of a page, or of the first tile of a tile folder."""
         image = open_image(source.files[0], self.pages.max_pixels)
         with image:
             return oriented_size(image)
 
-    def count_tiles(self, source: ImageSource, size: tuple[int, int]) -> int:
+    def count_tiles(self, source: ResolvedImage, size: tuple[int, int]) -> int:
         return len(source.files) if source.is_tile_folder else self.pages.num_tiles(*size)
 
     def tiles_per_placeholder(self, record: Record, tiles_per_image: list[int]) -> list[int]:
@@ -95,7 +95,7 @@ class SampleBuilder:
             "grids": [None if source.is_tile_folder else self.pages.grid(*size) for source, size in zip(sources, sizes)],
         }
 
-    def _decode(self, source: ImageSource) -> list[torch.Tensor]:
+    def _decode(self, source: ResolvedImage) -> list[torch.Tensor]:
         if source.is_tile_folder:
             return [self.pages.single_tile(path) for path in source.files]
         return [self.pages.page_tiles(source.files[0])]

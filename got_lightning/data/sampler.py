@@ -55,9 +55,16 @@ class TrainBatchSampler:
         order = rng.permutation(count) if self.shuffle else np.arange(count)
         if self.group_by_length:
             span = self.batch_size * self.num_replicas * self.group_size
-            order = np.concatenate(
-                [chunk[np.argsort(-self.lengths[chunk], kind="stable")] for chunk in np.split(order, range(span, count, span))]
-            ) if count else order
+            order = (
+                np.concatenate(
+                    [
+                        chunk[np.argsort(-self.lengths[chunk], kind="stable")]
+                        for chunk in np.split(order, range(span, count, span))
+                    ]
+                )
+                if count
+                else order
+            )
         batches = [order[i : i + self.batch_size] for i in range(0, count, self.batch_size)]
         if batches and self.drop_last and len(batches[-1]) < self.batch_size:
             batches.pop()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from PIL import Image, ImageDraw, ImageFont
+
+from got_lightning.atomic_files import atomic_write_text
 
 Script = Literal["digits", "latin", "cjk"]
 Layout = Literal["horizontal", "vertical"]
@@ -156,10 +157,8 @@ def make_dataset(
             }
         )
     annotations = output / annotations_name
-    # Written last and renamed into place: an existing annotation file always has all its images.
-    staging = annotations.with_name(f".{annotations.name}.tmp")
-    staging.write_text(json.dumps(records, ensure_ascii=False, indent=1), encoding="utf-8")
-    os.replace(staging, annotations)
+    # Written last and atomically: an existing annotation file always has all its images.
+    atomic_write_text(annotations, json.dumps(records, ensure_ascii=False, indent=1))
     return annotations
 
 

@@ -3,9 +3,10 @@ so the loss can be the mean over every supervised token of the effective batch."
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any, Iterator
+from typing import Any
 
 from torchdata.stateful_dataloader import StatefulDataLoader
 

@@ -19,7 +19,12 @@ SegmentKind = Literal["equal", "substituted", "missing", "extra"]
 Status = Literal["improved", "regressed", "unchanged"]
 Verdict = Literal["better", "worse", "same"]
 # (key in `totals`, label, whether lower is better)
-METRICS = (("cer", "CER", True), ("edit_distance", "edit distance", True), ("f1", "character F1", False), ("exact_match", "exact match", False))
+METRICS = (
+    ("cer", "CER", True),
+    ("edit_distance", "edit distance", True),
+    ("f1", "character F1", False),
+    ("exact_match", "exact match", False),
+)
 NO_DATASET = "(unnamed)"
 
 
@@ -40,7 +45,7 @@ _KINDS: dict[str, SegmentKind] = {"equal": "equal", "replace": "substituted", "d
 def align(prediction: str, reference: str) -> list[Segment]:
     """The prediction aligned with the reference, segment by segment."""
     return [
-        Segment(_KINDS[op.tag], reference[op.src_start:op.src_end], prediction[op.dest_start:op.dest_end])
+        Segment(_KINDS[op.tag], reference[op.src_start : op.src_end], prediction[op.dest_start : op.dest_end])
         for op in Levenshtein.opcodes(reference, prediction)
     ]
 
@@ -165,7 +170,9 @@ class Comparison:
     @property
     def still_wrong(self) -> list[SampleChange]:
         """Every sample the fine-tuned model gets wrong, the most edits first."""
-        return sorted((c for c in self.changes if c.tuned_score.edits), key=lambda c: (-c.tuned_score.edits, -c.tuned_score.cer, c.image))
+        return sorted(
+            (c for c in self.changes if c.tuned_score.edits), key=lambda c: (-c.tuned_score.edits, -c.tuned_score.cer, c.image)
+        )
 
     @property
     def unchanged(self) -> int:
@@ -177,7 +184,9 @@ class Comparison:
         counts: Counter[tuple[str, str]] = Counter()
         for change in self.changes:
             counts.update(edit_pairs(change.base if which == "base" else change.tuned, change.reference))
-        return [(expected, read, count) for (expected, read), count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
+        return [
+            (expected, read, count) for (expected, read), count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        ]
 
 
 def _image_key(record: dict[str, Any]) -> str:
@@ -221,17 +230,24 @@ def compare(base_file: str | Path, tuned_file: str | Path) -> Comparison:
                 "(validated on other labels, or with other normalization settings?)"
             )
         path = after.get("image_path")
-        changes.append(SampleChange(
-            image=image,
-            image_path=path if isinstance(path, str) else path[0] if isinstance(path, list) and path else None,
-            dataset=str(after.get("dataset") or NO_DATASET),
-            reference=after["reference"],
-            base=before["prediction"],
-            tuned=after["prediction"],
-            base_score=SampleScore.of(before["prediction"], before["reference"]),
-            tuned_score=SampleScore.of(after["prediction"], after["reference"]),
-        ))
+        changes.append(
+            SampleChange(
+                image=image,
+                image_path=path if isinstance(path, str) else path[0] if isinstance(path, list) and path else None,
+                dataset=str(after.get("dataset") or NO_DATASET),
+                reference=after["reference"],
+                base=before["prediction"],
+                tuned=after["prediction"],
+                base_score=SampleScore.of(before["prediction"], before["reference"]),
+                tuned_score=SampleScore.of(after["prediction"], after["reference"]),
+            )
+        )
     return Comparison(
-        str(base_file), str(tuned_file), changes, len(set(base) - set(tuned)), len(set(tuned) - set(base)),
-        run_details(base_file), run_details(tuned_file),
+        str(base_file),
+        str(tuned_file),
+        changes,
+        len(set(base) - set(tuned)),
+        len(set(tuned) - set(base)),
+        run_details(base_file),
+        run_details(tuned_file),
     )

@@ -4,8 +4,8 @@ finished rows leaving the batch)."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from transformers import GotOcr2ForConditionalGeneration, PreTrainedTokenizerBase
@@ -55,8 +55,8 @@ def left_pad(prompts: list[list[int]], pad_id: int = PAD_ID) -> tuple[torch.Tens
     ids = torch.full((len(prompts), longest), pad_id, dtype=torch.long)
     mask = torch.zeros((len(prompts), longest), dtype=torch.long)
     for row, prompt in enumerate(prompts):
-        ids[row, longest - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
-        mask[row, longest - len(prompt):] = 1
+        ids[row, longest - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+        mask[row, longest - len(prompt) :] = 1
     return ids, mask
 
 
@@ -180,11 +180,15 @@ def generate_one_page(model: GotOcr2ForConditionalGeneration, batch: dict, args:
     eval scripts run it: the reference `generate_ids` is measured and tested against."""
     prompt = split_prompts(batch["input_ids"], batch["labels"])[0]
     output = model.generate(
-        input_ids=torch.tensor(prompt), pixel_values=batch["pixel_values"], do_sample=False,
-        max_new_tokens=args.max_new_tokens, no_repeat_ngram_size=args.no_repeat_ngram_size or None,
-        eos_token_id=IM_END_ID, pad_token_id=PAD_ID,
+        input_ids=torch.tensor(prompt),
+        pixel_values=batch["pixel_values"],
+        do_sample=False,
+        max_new_tokens=args.max_new_tokens,
+        no_repeat_ngram_size=args.no_repeat_ngram_size or None,
+        eos_token_id=IM_END_ID,
+        pad_token_id=PAD_ID,
     )
-    answer = output[0, len(prompt[0]):].tolist()
+    answer = output[0, len(prompt[0]) :].tolist()
     return answer[: answer.index(IM_END_ID)] if IM_END_ID in answer else answer
 
 

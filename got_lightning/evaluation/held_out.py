@@ -47,7 +47,9 @@ class HeldOutResults:
         self.records.extend(records)
         self.skipped.extend(problems)
 
-    def publish(self, trainer: L.Trainer, values: dict[str, float], loss: float | None, details: dict[str, Any]) -> dict[str, Any]:
+    def publish(
+        self, trainer: L.Trainer, values: dict[str, float], loss: float | None, details: dict[str, Any]
+    ) -> dict[str, Any]:
         """Gather every rank's records, write `predictions.jsonl` and `metrics.json` (rank 0), print
         the summary and return the metrics; raises `NothingScoredError` outside `fit` when no sample
         could be scored (inside `fit` the run goes on and the step's CER is NaN)."""
@@ -75,7 +77,9 @@ def _index_problems(trainer: L.Trainer) -> list[dict[str, Any]]:
     return [problem.to_dict() for problem in getattr(datamodule, "held_out_problems", [])]
 
 
-def _metrics(values: dict[str, float], loss: float | None, skipped: list[dict[str, Any]], details: dict[str, Any]) -> dict[str, Any]:
+def _metrics(
+    values: dict[str, float], loss: float | None, skipped: list[dict[str, Any]], details: dict[str, Any]
+) -> dict[str, Any]:
     counts = {name: int(values[name]) for name in ("num_samples", "edits", "reference_chars")}
     scored = counts["num_samples"]
     return {
@@ -100,7 +104,8 @@ def _print_summary(metrics: dict[str, Any], skipped: list[dict[str, Any]], predi
     if not scored:
         console.print(
             f"held-out CER: no sample scored, {len(skipped)} skipped ({_reasons(skipped) or 'empty split'}); see {metrics_path}",
-            style="bold red", markup=False,
+            style="bold red",
+            markup=False,
         )
         return
     skipped_note = f"; {len(skipped)} skipped: {_reasons(skipped)}" if skipped else ""
@@ -108,5 +113,6 @@ def _print_summary(metrics: dict[str, Any], skipped: list[dict[str, Any]], predi
         f"held-out CER {metrics['cer']:.4f} on {scored} of {scored + len(skipped)} samples{skipped_note} "
         f"(edit distance {metrics['edit_distance']:.4f}, F1 {metrics['f1']:.4f}, exact {metrics['exact_match']:.4f})\n"
         f"  predictions: {predictions}\n  metrics: {metrics_path}",
-        style="bold yellow" if skipped else None, markup=False,
+        style="bold yellow" if skipped else None,
+        markup=False,
     )

@@ -41,7 +41,9 @@ class PredictionWriter(BasePredictionWriter):
         self._handle = self._file.open("w", encoding="utf-8")
         self._written = self._failed = 0
 
-    def write_on_batch_end(self, trainer, pl_module, prediction: list[dict[str, Any]], batch_indices, batch, batch_idx, dataloader_idx) -> None:
+    def write_on_batch_end(
+        self, trainer, pl_module, prediction: list[dict[str, Any]], batch_indices, batch, batch_idx, dataloader_idx
+    ) -> None:
         for problem in batch.get("problems", []):
             self._write({"image": problem["image"], "error": problem["reason"]})
             self._failed += 1

@@ -13,10 +13,15 @@ KIND_CODES = {"equal": "e", "substituted": "s", "missing": "m", "extra": "x"}
 
 def _scores(change: SampleChange) -> dict[str, Any]:
     return {
-        "image": change.image, "dataset": change.dataset, "status": change.status,
+        "image": change.image,
+        "dataset": change.dataset,
+        "status": change.status,
         "reference_chars": change.tuned_score.reference_chars,
-        "base_edits": change.base_score.edits, "tuned_edits": change.tuned_score.edits, "edit_change": change.edit_change,
-        "base_cer": round(change.base_score.cer, 6), "tuned_cer": round(change.tuned_score.cer, 6),
+        "base_edits": change.base_score.edits,
+        "tuned_edits": change.tuned_score.edits,
+        "edit_change": change.edit_change,
+        "base_cer": round(change.base_score.cer, 6),
+        "tuned_cer": round(change.tuned_score.cer, 6),
     }
 
 
@@ -41,19 +46,30 @@ def summary(comparison: Comparison) -> dict[str, Any]:
         "only_base": comparison.only_base,
         "only_tuned": comparison.only_tuned,
         "totals": _totals(comparison),
-        "datasets": {name: {"samples": len(changes), **_totals(comparison, changes)} for name, changes in comparison.by_dataset().items()},
-        "counts": {"improved": len(comparison.improved), "regressed": len(comparison.regressed), "unchanged": comparison.unchanged,
-                   "still_wrong": len(comparison.still_wrong)},
+        "datasets": {
+            name: {"samples": len(changes), **_totals(comparison, changes)} for name, changes in comparison.by_dataset().items()
+        },
+        "counts": {
+            "improved": len(comparison.improved),
+            "regressed": len(comparison.regressed),
+            "unchanged": comparison.unchanged,
+            "still_wrong": len(comparison.still_wrong),
+        },
         "still_wrong": [_scores(change) for change in comparison.still_wrong],
         "improved": [_scores(change) for change in comparison.improved],
         "regressed": [_scores(change) for change in comparison.regressed],
-        "confusions": {"base": _confusion_rows(comparison.confusions("base")), "tuned": _confusion_rows(comparison.confusions("tuned"))},
+        "confusions": {
+            "base": _confusion_rows(comparison.confusions("base")),
+            "tuned": _confusion_rows(comparison.confusions("tuned")),
+        },
     }
 
 
 def _reading(prediction: str, reference: str) -> list[list[list[str]]]:
     """Line by line, segments as [kind code, expected, read]."""
-    return [[[KIND_CODES[s.kind], s.reference, s.prediction] for s in line] for line in aligned_lines(align(prediction, reference))]
+    return [
+        [[KIND_CODES[s.kind], s.reference, s.prediction] for s in line] for line in aligned_lines(align(prediction, reference))
+    ]
 
 
 def page_rows(comparison: Comparison, image_ids: dict[str, int]) -> list[dict[str, Any]]:
@@ -61,12 +77,14 @@ def page_rows(comparison: Comparison, image_ids: dict[str, int]) -> list[dict[st
     with the reference, the reference itself and the embedded image's number (-1: none)."""
     rows = []
     for change in comparison.changes:
-        rows.append({
-            **_scores(change),
-            "image_path": change.image_path,
-            "reference": change.reference,
-            "base_reading": _reading(change.base, change.reference),
-            "tuned_reading": _reading(change.tuned, change.reference),
-            "picture": image_ids.get(change.image, -1),
-        })
+        rows.append(
+            {
+                **_scores(change),
+                "image_path": change.image_path,
+                "reference": change.reference,
+                "base_reading": _reading(change.base, change.reference),
+                "tuned_reading": _reading(change.tuned, change.reference),
+                "picture": image_ids.get(change.image, -1),
+            }
+        )
     return rows

@@ -16,9 +16,17 @@ from got_lightning.evaluation.comparison import Comparison, MetricChange
 from got_lightning.evaluation.report_data import page_rows
 
 CONFUSIONS_SHOWN = 30
-RUN_FIELDS = (("global_step", "step"), ("checkpoint", "checkpoint"), ("model_path", "model"), ("loss", "held-out loss"),
-              ("cer", "held-out CER"), ("num_samples", "samples scored"), ("num_skipped", "samples skipped"),
-              ("normalization", "normalization"), ("generation", "generation"))
+RUN_FIELDS = (
+    ("global_step", "step"),
+    ("checkpoint", "checkpoint"),
+    ("model_path", "model"),
+    ("loss", "held-out loss"),
+    ("cer", "held-out CER"),
+    ("num_samples", "samples scored"),
+    ("num_skipped", "samples skipped"),
+    ("normalization", "normalization"),
+    ("generation", "generation"),
+)
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em 2em; color: #222; }
@@ -164,8 +172,11 @@ def _metric_rows(changes: list[MetricChange]) -> str:
 
 
 def _totals_table(comparison: Comparison) -> str:
-    return ("<table><tr><th>metric</th><th>base</th><th>fine-tuned</th><th>change</th></tr>"
-            + _metric_rows(comparison.metric_changes()) + "</table>")
+    return (
+        "<table><tr><th>metric</th><th>base</th><th>fine-tuned</th><th>change</th></tr>"
+        + _metric_rows(comparison.metric_changes())
+        + "</table>"
+    )
 
 
 def _datasets_table(comparison: Comparison) -> str:
@@ -177,11 +188,15 @@ def _datasets_table(comparison: Comparison) -> str:
         base, tuned = comparison.totals("base", changes)["cer"], comparison.totals("tuned", changes)["cer"]
         verdict = "better" if tuned < base else "worse" if tuned > base else "same"
         regressed = sum(1 for change in changes if change.edit_change > 0)
-        rows.append(f'<tr><td>{escape(name)}</td><td class="num">{len(changes)}</td><td class="num">{base:.4f}</td>'
-                    f'<td class="num">{tuned:.4f}</td><td class="num {verdict}">{tuned - base:+.4f}</td>'
-                    f'<td class="num">{regressed}</td></tr>')
-    return ("<h2>Per dataset</h2><table><tr><th>dataset</th><th>samples</th><th>base CER</th><th>fine-tuned CER</th>"
-            "<th>change</th><th>regressed</th></tr>" + "".join(rows) + "</table>")
+        rows.append(
+            f'<tr><td>{escape(name)}</td><td class="num">{len(changes)}</td><td class="num">{base:.4f}</td>'
+            f'<td class="num">{tuned:.4f}</td><td class="num {verdict}">{tuned - base:+.4f}</td>'
+            f'<td class="num">{regressed}</td></tr>'
+        )
+    return (
+        "<h2>Per dataset</h2><table><tr><th>dataset</th><th>samples</th><th>base CER</th><th>fine-tuned CER</th>"
+        "<th>change</th><th>regressed</th></tr>" + "".join(rows) + "</table>"
+    )
 
 
 def _shown_char(char: str) -> str:
@@ -192,12 +207,20 @@ def _shown_char(char: str) -> str:
 
 
 def _confusion_table(title: str, confusions: list[tuple[str, str, int]], element_id: str) -> str:
-    rows = "".join(f'<tr><td>{_shown_char(expected)}</td><td>{_shown_char(read)}</td><td class="num">{count}</td></tr>'
-                   for expected, read, count in confusions[:CONFUSIONS_SHOWN])
-    more = f'<p class="muted">{len(confusions) - CONFUSIONS_SHOWN} more pairs in the JSON file.</p>' if len(confusions) > CONFUSIONS_SHOWN else ""
+    rows = "".join(
+        f'<tr><td>{_shown_char(expected)}</td><td>{_shown_char(read)}</td><td class="num">{count}</td></tr>'
+        for expected, read, count in confusions[:CONFUSIONS_SHOWN]
+    )
+    more = (
+        f'<p class="muted">{len(confusions) - CONFUSIONS_SHOWN} more pairs in the JSON file.</p>'
+        if len(confusions) > CONFUSIONS_SHOWN
+        else ""
+    )
     empty = "" if confusions else '<p class="muted">no error</p>'
-    return (f'<div><h3>{escape(title)}</h3><table id="{element_id}"><tr><th>expected</th><th>read</th><th>count</th></tr>'
-            f"{rows}</table>{empty}{more}</div>")
+    return (
+        f'<div><h3>{escape(title)}</h3><table id="{element_id}"><tr><th>expected</th><th>read</th><th>count</th></tr>'
+        f"{rows}</table>{empty}{more}</div>"
+    )
 
 
 def _value(value: Any) -> str:
@@ -214,7 +237,9 @@ def _run_table(comparison: Comparison) -> str:
     for key, label in RUN_FIELDS:
         if key in base or key in tuned:
             rows.append(f"<tr><td>{escape(label)}</td><td>{_value(base.get(key))}</td><td>{_value(tuned.get(key))}</td></tr>")
-    missing = [side for side, details in (("base", comparison.base_details), ("fine-tuned", comparison.tuned_details)) if details is None]
+    missing = [
+        side for side, details in (("base", comparison.base_details), ("fine-tuned", comparison.tuned_details)) if details is None
+    ]
     note = f'<p class="muted">no metrics.json beside the {" and ".join(missing)} predictions</p>' if missing else ""
     return "<table><tr><th></th><th>base</th><th>fine-tuned</th></tr>" + "".join(rows) + "</table>" + note
 
@@ -222,8 +247,13 @@ def _run_table(comparison: Comparison) -> str:
 def _sample_section(comparison: Comparison, pictures: list[str], picture_ids: dict[str, int]) -> str:
     options = "".join(f'<option value="{escape(name)}">{escape(name)}</option>' for name in comparison.datasets)
     embedded = f"{len(pictures)} of {len(comparison.changes)} page images embedded"
-    headers = (('image', 'page'), ('dataset', 'dataset'), ('status', 'status'), ('edit_change', 'edits base \u2192 tuned'),
-               ('tuned_cer', 'CER base \u2192 tuned'))
+    headers = (
+        ("image", "page"),
+        ("dataset", "dataset"),
+        ("status", "status"),
+        ("edit_change", "edits base \u2192 tuned"),
+        ("tuned_cer", "CER base \u2192 tuned"),
+    )
     header_cells = "".join(f'<th class="sortable" data-key="{key}">{escape(label)}</th>' for key, label in headers)
     return (
         "<h2>Samples</h2>"
@@ -242,27 +272,45 @@ def _sample_section(comparison: Comparison, pictures: list[str], picture_ids: di
         '<th class="sortable" data-key="tuned_edits">fine-tuned reading (base below)</th></tr></thead>'
         '<tbody id="sample-rows"></tbody></table>'
         '<div id="lightbox"><img alt="page"></div>'
-        + _json_script("rows", page_rows(comparison, picture_ids)) + _json_script("pictures", pictures)
+        + _json_script("rows", page_rows(comparison, picture_ids))
+        + _json_script("pictures", pictures)
     )
 
 
-def render_report(comparison: Comparison, pictures: list[str], picture_ids: dict[str, int], title: str = "Base vs fine-tuned",
-                  charts: str = "") -> str:
+def render_report(
+    comparison: Comparison, pictures: list[str], picture_ids: dict[str, int], title: str = "Base vs fine-tuned", charts: str = ""
+) -> str:
     """The whole report as an HTML document; `charts` is trusted markup (the training view's SVG)."""
-    counts = (f"<p>{len(comparison.changes)} shared samples: <span class=\"better\">{len(comparison.improved)} improved</span>, "
-              f"<span class=\"worse\">{len(comparison.regressed)} regressed</span>, {comparison.unchanged} unchanged; "
-              f"{len(comparison.still_wrong)} still wrong after fine-tuning"
-              + (f"; {comparison.only_base} only in base, {comparison.only_tuned} only in fine-tuned"
-                 if comparison.only_base or comparison.only_tuned else "") + "</p>")
-    confusions = ('<h2>Character confusions</h2><p class="muted">expected \u2192 read, over every shared sample; '
-                  '(none) is a character missing from the reading or extra in it.</p><div class="charts">'
-                  + _confusion_table("fine-tuned", comparison.confusions("tuned"), "confusions-tuned")
-                  + _confusion_table("base", comparison.confusions("base"), "confusions-base") + "</div>")
+    counts = (
+        f'<p>{len(comparison.changes)} shared samples: <span class="better">{len(comparison.improved)} improved</span>, '
+        f'<span class="worse">{len(comparison.regressed)} regressed</span>, {comparison.unchanged} unchanged; '
+        f"{len(comparison.still_wrong)} still wrong after fine-tuning"
+        + (
+            f"; {comparison.only_base} only in base, {comparison.only_tuned} only in fine-tuned"
+            if comparison.only_base or comparison.only_tuned
+            else ""
+        )
+        + "</p>"
+    )
+    confusions = (
+        '<h2>Character confusions</h2><p class="muted">expected \u2192 read, over every shared sample; '
+        '(none) is a character missing from the reading or extra in it.</p><div class="charts">'
+        + _confusion_table("fine-tuned", comparison.confusions("tuned"), "confusions-tuned")
+        + _confusion_table("base", comparison.confusions("base"), "confusions-base")
+        + "</div>"
+    )
     training = f'<h2>Training</h2><div class="charts">{charts}</div>' if charts else ""
     return (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
         f"<style>{STYLE}</style></head><body><h1>{escape(title)}</h1>"
-        + training + "<h2>Run</h2>" + _run_table(comparison) + "<h2>Held-out scores</h2>" + _totals_table(comparison) + counts
-        + _datasets_table(comparison) + confusions + _sample_section(comparison, pictures, picture_ids)
+        + training
+        + "<h2>Run</h2>"
+        + _run_table(comparison)
+        + "<h2>Held-out scores</h2>"
+        + _totals_table(comparison)
+        + counts
+        + _datasets_table(comparison)
+        + confusions
+        + _sample_section(comparison, pictures, picture_ids)
         + f"<script>{SCRIPT}</script></body></html>\n"
     )

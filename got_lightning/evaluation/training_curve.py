@@ -45,8 +45,16 @@ def read_validations(run_dir: str | Path) -> list[Validation]:
         if not (match or folder.name == BEFORE_FIT) or not metrics.is_file():
             continue
         values = json.loads(metrics.read_text(encoding="utf-8"))
-        found.append(Validation(folder, int(match.group(1)) if match else 0, match is None,
-                                values.get("cer"), values.get("loss"), int(values.get("num_samples") or 0)))
+        found.append(
+            Validation(
+                folder,
+                int(match.group(1)) if match else 0,
+                match is None,
+                values.get("cer"),
+                values.get("loss"),
+                int(values.get("num_samples") or 0),
+            )
+        )
     return sorted(found, key=lambda v: (not v.before_fit, v.step))
 
 
@@ -71,15 +79,21 @@ def svg_chart(validations: list[Validation], key: str, title: str, width: int = 
 
         for fraction in (0.0, 0.5, 1.0):
             value = low + fraction * span_y
-            body.append(f'<line x1="{left}" x2="{width - right}" y1="{y(value):.1f}" y2="{y(value):.1f}" class="grid"/>'
-                        f'<text x="{left - 6}" y="{y(value) + 4:.1f}" text-anchor="end">{value:.3g}</text>')
+            body.append(
+                f'<line x1="{left}" x2="{width - right}" y1="{y(value):.1f}" y2="{y(value):.1f}" class="grid"/>'
+                f'<text x="{left - 6}" y="{y(value) + 4:.1f}" text-anchor="end">{value:.3g}</text>'
+            )
         for step in sorted({steps[0], steps[-1]}):
             body.append(f'<text x="{x(step):.1f}" y="{height - bottom + 16}" text-anchor="middle">{step}</text>')
         body.append(f'<text x="{width / 2}" y="{height - 4}" text-anchor="middle">optimizer step</text>')
         path = " ".join(f"{x(step):.1f},{y(value):.1f}" for step, value, _ in points)
         body.append(f'<polyline points="{path}" class="line"/>')
         for step, value, label in points:
-            body.append(f'<circle cx="{x(step):.1f}" cy="{y(value):.1f}" r="3.5" class="dot" data-step="{step}">'
-                        f'<title>{escape(label)}: {escape(key)} {value:.4f}</title></circle>')
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-            f'role="img" aria-label="{escape(title)}" data-chart="{escape(key)}">' + "".join(body) + "</svg>")
+            body.append(
+                f'<circle cx="{x(step):.1f}" cy="{y(value):.1f}" r="3.5" class="dot" data-step="{step}">'
+                f"<title>{escape(label)}: {escape(key)} {value:.4f}</title></circle>"
+            )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        f'role="img" aria-label="{escape(title)}" data-chart="{escape(key)}">' + "".join(body) + "</svg>"
+    )

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
+
+from got_lightning.atomic_files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -110,11 +111,13 @@ class VisionFeatureCache:
             return
         if self.disk_bytes + size > self.max_bytes:
             if not self._disk_full_reported:
-                log.warning("vision feature cache %s reached its %.1f GB bound; new tiles are not stored", self.directory, self.max_bytes / 2**30)
+                log.warning(
+                    "vision feature cache %s reached its %.1f GB bound; new tiles are not stored",
+                    self.directory,
+                    self.max_bytes / 2**30,
+                )
                 self._disk_full_reported = True
             return
         path = self.directory / f"{key}.safetensors"
-        staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        save_file({"features": features}, staging)
-        os.replace(staging, path)
+        atomic_write(path, lambda handle: handle.write(save({"features": features})))
         self.disk_bytes += path.stat().st_size

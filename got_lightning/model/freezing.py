@@ -74,7 +74,5 @@ def print_summary(counts: list[PartCount], console: Console | None = None, froze
         table.add_column(column, justify="left" if column == "part" else "right")
     for count in counts:
         table.add_row(count.part, f"{count.trainable:,}", f"{count.frozen:,}")
-    table.add_row(
-        "total", f"{sum(c.trainable for c in counts):,}", f"{sum(c.frozen for c in counts):,}", style="bold"
-    )
+    table.add_row("total", f"{sum(c.trainable for c in counts):,}", f"{sum(c.frozen for c in counts):,}", style="bold")
     (console or Console()).print(table)

@@ -15,10 +15,20 @@ DEFAULT_REVISION = "main"
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 # Config, weights, tokenizer and processor files; never the repository's Python code.
 MODEL_FILES = [
-    "config.json", "generation_config.json", "*.safetensors", "*.safetensors.index.json",
-    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
-    "vocab.json", "merges.txt", "qwen.tiktoken", "chat_template.*",
-    "preprocessor_config.json", "processor_config.json",
+    "config.json",
+    "generation_config.json",
+    "*.safetensors",
+    "*.safetensors.index.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
+    "qwen.tiktoken",
+    "chat_template.*",
+    "preprocessor_config.json",
+    "processor_config.json",
 ]
 PICKLE_WEIGHTS = ["pytorch_model*.bin", "pytorch_model.bin.index.json"]
 
@@ -77,16 +87,21 @@ def _snapshot(repo_id: str, revision: str, patterns: list[str]) -> Path:
     try:
         return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
     except GatedRepoError as error:
-        raise ModelDirError(f"{where} is gated: accept its terms on huggingface.co/{repo_id}, then set HF_TOKEN "
-                            "(or run `hf auth login`)") from error
+        raise ModelDirError(
+            f"{where} is gated: accept its terms on huggingface.co/{repo_id}, then set HF_TOKEN (or run `hf auth login`)"
+        ) from error
     except RevisionNotFoundError as error:
         raise ModelDirError(f"{where}: the repository has no such branch, tag or commit") from error
     except RepositoryNotFoundError as error:
-        raise ModelDirError(f"{where}: no such model on the Hugging Face Hub, or it is private (set HF_TOKEN); "
-                            "a local folder of that name does not exist either") from error
+        raise ModelDirError(
+            f"{where}: no such model on the Hugging Face Hub, or it is private (set HF_TOKEN); "
+            "a local folder of that name does not exist either"
+        ) from error
     except LocalEntryNotFoundError as error:
-        raise ModelDirError(f"{where} is not in the Hugging Face cache and the Hub cannot be reached (HF_HUB_OFFLINE="
-                            f"{os.environ.get('HF_HUB_OFFLINE', 'unset')}): run {download} where there is a network, "
-                            "with the same HF_HOME") from error
+        raise ModelDirError(
+            f"{where} is not in the Hugging Face cache and the Hub cannot be reached (HF_HUB_OFFLINE="
+            f"{os.environ.get('HF_HUB_OFFLINE', 'unset')}): run {download} where there is a network, "
+            "with the same HF_HOME"
+        ) from error
     except HfHubHTTPError as error:
         raise ModelDirError(f"{where}: the Hub answered {error.response.status_code}; try {download}") from error

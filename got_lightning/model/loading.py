@@ -21,6 +21,7 @@ from got_lightning.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
 
+
 def read_weights(model_dir: Path) -> dict[str, torch.Tensor]:
     """Every tensor of a directory's safetensors or (weights-only) PyTorch weight files."""
     files = sorted(model_dir.glob("*.safetensors"))
@@ -83,9 +84,7 @@ def processor_for(model: GotOcr2ForConditionalGeneration, tokenizer: PreTrainedT
     return GotOcr2Processor(image_processor=image_processor, tokenizer=tokenizer)
 
 
-def save_model_dir(
-    model: GotOcr2ForConditionalGeneration, tokenizer: PreTrainedTokenizerBase, output: str | Path
-) -> Path:
+def save_model_dir(model: GotOcr2ForConditionalGeneration, tokenizer: PreTrainedTokenizerBase, output: str | Path) -> Path:
     """Write a transformers directory: config, safetensors weights, tokenizer and processor configs."""
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)

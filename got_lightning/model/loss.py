@@ -21,7 +21,9 @@ def supervised_loss_sum(hidden: torch.Tensor, labels: torch.Tensor, lm_head: nn.
     return F.cross_entropy(logits, targets[mask], reduction="sum"), count
 
 
-def effective_batch_loss(loss_sum: torch.Tensor, window_tokens: torch.Tensor, ranks: int, accumulation: int, engine_divides: bool) -> torch.Tensor:
+def effective_batch_loss(
+    loss_sum: torch.Tensor, window_tokens: torch.Tensor, ranks: int, accumulation: int, engine_divides: bool
+) -> torch.Tensor:
     """The micro-batch loss whose gradients, once averaged, are those of the mean cross entropy over
     every supervised token of the effective batch (all ranks, every micro-batch of the window).
 

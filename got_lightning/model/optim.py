@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Iterable, Literal
+from collections.abc import Iterable
+from typing import Literal
 
 import torch
 from torch import nn
@@ -14,9 +15,7 @@ OptimizerName = Literal["adamw", "adamw8bit", "paged_adamw8bit"]
 SchedulerName = Literal["cosine", "linear", "constant"]
 
 
-def parameter_groups(
-    model: nn.Module, weight_decay: float, learning_rates: dict[str, float] | None = None
-) -> list[dict]:
+def parameter_groups(model: nn.Module, weight_decay: float, learning_rates: dict[str, float] | None = None) -> list[dict]:
     """Trainable parameters grouped by learning rate and decay: norms, biases and embeddings get no
     weight decay; `learning_rates` maps a parameter-name fragment (e.g. `vision_tower`) to its own rate."""
     learning_rates = learning_rates or {}

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from got_lightning.tokens import IMG_PAD_ID
 
@@ -83,8 +84,16 @@ def infer_config(state_dict: Mapping[str, torch.Tensor], original_config: Mappin
         "output_channels": state_dict[prefix + "neck.conv1.weight"].shape[0],
     }
     text_keys = (
-        "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-        "num_key_value_heads", "max_position_embeddings", "rope_theta", "rms_norm_eps", "tie_word_embeddings",
+        "vocab_size",
+        "hidden_size",
+        "intermediate_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "num_key_value_heads",
+        "max_position_embeddings",
+        "rope_theta",
+        "rms_norm_eps",
+        "tie_word_embeddings",
     )
     text = {key: original_config[key] for key in text_keys if key in original_config}
     text["model_type"] = "qwen2"

@@ -6,7 +6,7 @@ twice as slow from 3 rows up. The copy costs one more output projection's worth 
 from __future__ import annotations
 
 import platform
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

@@ -169,7 +169,9 @@ class RunDirCheckpoint(ModelCheckpoint):
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.state.fn == "fit" and not trainer.sanity_checking and not at_window_boundary(trainer):
-            rank_zero_warn(f"{type(self).__name__}: no checkpoint in the middle of an accumulation window (step {trainer.global_step})")
+            rank_zero_warn(
+                f"{type(self).__name__}: no checkpoint in the middle of an accumulation window (step {trainer.global_step})"
+            )
             return
         super().on_validation_end(trainer, pl_module)
 

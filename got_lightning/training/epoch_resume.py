@@ -62,7 +62,10 @@ class ExactEpochResume(L.Callback):
             if trainer.is_global_zero:
                 log.warning(
                     "validating every %d micro-batches instead of %d: a multiple of accumulate_grad_batches=%d, "
-                    "so validation and its checkpoints fall where the optimizer steps", trainer.val_check_batch, every, window,
+                    "so validation and its checkpoints fall where the optimizer steps",
+                    trainer.val_check_batch,
+                    every,
+                    window,
                 )
         loop = trainer.fit_loop
         if loop._combined_loader_states_to_load and loop._combined_loader is not None:

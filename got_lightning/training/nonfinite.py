@@ -29,7 +29,9 @@ class NonFiniteGuard(L.Callback):
         self.in_a_row = 0
         self.total = 0
 
-    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer) -> None:
+    def on_before_optimizer_step(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer
+    ) -> None:
         if is_deepspeed(trainer.strategy):  # the engine holds the gradients: see on_train_batch_end
             return
         parameters = [p for p in pl_module.parameters() if p.grad is not None]

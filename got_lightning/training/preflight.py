@@ -32,7 +32,9 @@ def check_annotations(datasets: list) -> None:
                 with open(path, "rb") as handle:
                     handle.read(1)
             except OSError as error:
-                raise PreflightError(f"dataset {spec.name!r}: annotation file {path} cannot be read: {error.strerror or error}") from error
+                raise PreflightError(
+                    f"dataset {spec.name!r}: annotation file {path} cannot be read: {error.strerror or error}"
+                ) from error
 
 
 def checkpoint_bytes(trainable_parameters: int, bytes_per_value: int = 4) -> int:

@@ -6,18 +6,19 @@ from __future__ import annotations
 import copy
 import os
 import shutil
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
+from lightning.fabric.utilities.seed import reset_seed
 from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy, FSDPStrategy
-from lightning.fabric.utilities.seed import reset_seed
 
 from got_lightning.atomic_files import publish_directory, staging_path
-from got_lightning.training.checkpoints import mark_complete
 from got_lightning.data.windows import WindowPosition
+from got_lightning.training.checkpoints import mark_complete
 
 AUTO = "auto"
 BNB_OPTIMIZERS = ("adamw8bit", "paged_adamw8bit")

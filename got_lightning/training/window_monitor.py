@@ -39,7 +39,9 @@ class WindowMonitor(L.Callback):
         self.skipped = 0
         self.reasons: list[str] = []
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: dict[str, Any], batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: dict[str, Any], batch_idx: int
+    ) -> None:
         if WindowPosition.of(batch).starts:
             self._start(pl_module.device)
 

@@ -25,7 +25,9 @@ def test_data_check_passes_clean_config(tmp_path):
     text_page(tmp_path / "a.png")
     annotations = write_json(tmp_path / "ann.json", [record("a.png")])
     config = tmp_path / "cfg.yaml"
-    config.write_text(f"data:\n  datasets:\n    - name: mine\n      annotations: {annotations}\n      image_root: {tmp_path}\n  val_fraction: 0.05\n  image_mode: resize\n  min_tiles: 1\n  max_tiles: 6\n  model_max_length: 8192\n")
+    config.write_text(
+        f"data:\n  datasets:\n    - name: mine\n      annotations: {annotations}\n      image_root: {tmp_path}\n  val_fraction: 0.05\n  image_mode: resize\n  min_tiles: 1\n  max_tiles: 6\n  model_max_length: 8192\n"
+    )
     result = run("data", "check", "--config", str(config))
     assert result.returncode == 0, result.stderr
     assert "records: 1" in result.stdout
@@ -34,12 +36,24 @@ def test_data_check_passes_clean_config(tmp_path):
 def test_data_show_json_is_what_the_model_sees(tmp_path):
     text_page(tmp_path / "a.png", size=(3000, 1000))
     annotations = write_json(tmp_path / "ann.json", [record("a.png", answer="x"), record("a.png", answer="第12页")])
-    result = run("data", "show", "--annotations", str(annotations), "--image-root", str(tmp_path), "--index", "1", "--image-mode", "tiles", "--json")
+    result = run(
+        "data",
+        "show",
+        "--annotations",
+        str(annotations),
+        "--image-root",
+        str(tmp_path),
+        "--index",
+        "1",
+        "--image-mode",
+        "tiles",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     shown = json.loads(result.stdout)
     assert shown["num_tiles"] == 4 and shown["pixel_values_shape"] == [4, 3, 1024, 1024]
     assert shown["input_ids"].count(151859) == 4 * 256
-    supervised = [t for t, l in zip(shown["input_ids"], shown["labels"]) if l != -100]
+    supervised = [token for token, label in zip(shown["input_ids"], shown["labels"]) if label != -100]
     assert supervised[-1] == 151645 and len(shown["attention_mask"]) == len(shown["input_ids"])
 
 

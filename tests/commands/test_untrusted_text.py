@@ -13,11 +13,38 @@ from got_lightning.cli import main
 from tests.helpers import text_page
 
 UNTRUSTED = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-PIECES = st.sampled_from([
-    "[", "]", "[/", "[b]", "[/i]", "[bold red]", "[link=file:///x]", "\\[", "<", ">", "&amp;", "</script>", "<!--",
-    "\n", "\r\n", "\t", "\x1b[31m", "\x07", "\u202e", "\u200f", "天地玄黄", "שלום", "مرحبا", "e\u0301", " ",
-])
-TEXT = st.lists(st.one_of(PIECES, st.text(st.characters(exclude_categories=("Cs",)), max_size=20)), min_size=1, max_size=10).map("".join)
+PIECES = st.sampled_from(
+    [
+        "[",
+        "]",
+        "[/",
+        "[b]",
+        "[/i]",
+        "[bold red]",
+        "[link=file:///x]",
+        "\\[",
+        "<",
+        ">",
+        "&amp;",
+        "</script>",
+        "<!--",
+        "\n",
+        "\r\n",
+        "\t",
+        "\x1b[31m",
+        "\x07",
+        "\u202e",
+        "\u200f",
+        "天地玄黄",
+        "שלום",
+        "مرحبا",
+        "e\u0301",
+        " ",
+    ]
+)
+TEXT = st.lists(st.one_of(PIECES, st.text(st.characters(exclude_categories=("Cs",)), max_size=20)), min_size=1, max_size=10).map(
+    "".join
+)
 LONG = st.builds(lambda text, times: text * times, TEXT, st.integers(1, 300))
 
 
@@ -63,8 +90,12 @@ def test_data_check_and_show_print_any_text(answer, dataset, image, tmp_path_fac
     ]
     (folder / "data.json").write_text(json.dumps(records), encoding="utf-8")
     config = folder / "c.yaml"
-    config.write_text(yaml.safe_dump({"data": {"datasets": [{"name": dataset, "annotations": str(folder / "data.json")}],
-                                               "model_max_length": 100000}}), encoding="utf-8")
+    config.write_text(
+        yaml.safe_dump(
+            {"data": {"datasets": [{"name": dataset, "annotations": str(folder / "data.json")}], "model_max_length": 100000}}
+        ),
+        encoding="utf-8",
+    )
     assert main(["data", "check", "--config", str(config)]) in (0, 1)  # 1: the second image is missing
     capsys.readouterr()
     assert main(["data", "check", "--config", str(config), "--json"]) in (0, 1)

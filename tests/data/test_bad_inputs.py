@@ -66,7 +66,7 @@ def test_each_bad_input_is_named_and_skipped(dataset_dir):
         sample = dataset[item]
         if "problem" in sample:
             found[sample["problem"].index] = sample["problem"]
-    for position, (raw, reason) in enumerate(CASES):
+    for position, (_, reason) in enumerate(CASES):
         if reason is None:
             assert position not in found
         else:

@@ -33,12 +33,22 @@ def fit(tmp_path, data_dir, max_steps, ckpt_path=None):
     (model_dir / "config.json").write_text(json.dumps({"vision_config": {"image_size": 64}}))
     data = GotDataModule(
         datasets=[DatasetSpec("synthetic", str(data_dir / "data.json"))],
-        val_fraction=0.0, batch_size=3, group_by_length=True, num_workers=2, model_path=str(model_dir),
+        val_fraction=0.0,
+        batch_size=3,
+        group_by_length=True,
+        num_workers=2,
+        model_path=str(model_dir),
     )
     model = KeyRecorder()
     trainer = L.Trainer(
-        max_steps=max_steps, max_epochs=-1, accelerator="cpu", logger=False, enable_progress_bar=False,
-        enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp_path / "run",
+        max_steps=max_steps,
+        max_epochs=-1,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        default_root_dir=tmp_path / "run",
         use_distributed_sampler=False,
         callbacks=[ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=max_steps, save_top_k=-1)],
     )

@@ -27,9 +27,13 @@ def pages(tmp_path_factory):
 def config(tmp_path, pages, model_dir, name, group_by_length, every_n_train_steps=1):
     recorder = {"class_path": RECORDER, "init_args": {"path": str(tmp_path / f"{name}.jsonl")}}
     return fit_config(
-        tmp_path / f"{name}.yaml", pages, model_dir, tmp_path / name,
+        tmp_path / f"{name}.yaml",
+        pages,
+        model_dir,
+        tmp_path / name,
         data={"val_fraction": 0.0, "batch_size": 3, "group_by_length": group_by_length, "seed": 7, "num_workers": 1},
-        trainer={"callbacks": [recorder]}, checkpoint={"every_n_train_steps": every_n_train_steps},
+        trainer={"callbacks": [recorder]},
+        checkpoint={"every_n_train_steps": every_n_train_steps},
     )
 
 
@@ -78,9 +82,25 @@ def test_ddp_ranks_see_each_sample_once_per_epoch_and_drop_a_different_remainder
     # 20 samples, batch 3, 2 ranks: 7 batches per epoch, 6 usable (3 per rank), 2 samples dropped.
     path = config(tmp_path, pages, micro_model_dir, "ddp", group_by_length=False)
     run = subprocess.run(
-        [sys.executable, "-m", "got_lightning.cli", "fit", "--config", str(path), "--trainer.devices", "2",
-         "--trainer.strategy", "ddp", "--trainer.max_epochs", "4", "--trainer.max_steps", "-1"],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "got_lightning.cli",
+            "fit",
+            "--config",
+            str(path),
+            "--trainer.devices",
+            "2",
+            "--trainer.strategy",
+            "ddp",
+            "--trainer.max_epochs",
+            "4",
+            "--trainer.max_steps",
+            "-1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     rows = read_batch_keys(tmp_path / "ddp.jsonl.rank0") + read_batch_keys(tmp_path / "ddp.jsonl.rank1")

@@ -21,7 +21,9 @@ FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 # Surrogates, RTL, combining marks, NUL and our reserved words are all reachable.
 TEXT = st.one_of(
     st.text(st.characters(codec=None, exclude_categories=()), max_size=40),
-    st.sampled_from(["<image>", "<image>\nOCR: ", "\u202e\u05d0\u05d1", "e\u0301\u0302", "\x00", "\ud800", "<|im_end|>", "<img>", "  "]),
+    st.sampled_from(
+        ["<image>", "<image>\nOCR: ", "\u202e\u05d0\u05d1", "e\u0301\u0302", "\x00", "\ud800", "<|im_end|>", "<img>", "  "]
+    ),
 )
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | TEXT,
@@ -31,7 +33,9 @@ JSON = st.recursive(
 TURN = st.fixed_dictionaries({"from": st.sampled_from(["human", "gpt", "system", 1]), "value": TEXT | JSON})
 RECORD = st.one_of(
     JSON,
-    st.fixed_dictionaries({"image": TEXT | JSON | st.lists(TEXT, max_size=3), "conversations": st.lists(TURN, max_size=4) | JSON}),
+    st.fixed_dictionaries(
+        {"image": TEXT | JSON | st.lists(TEXT, max_size=3), "conversations": st.lists(TURN, max_size=4) | JSON}
+    ),
 )
 
 
@@ -49,7 +53,10 @@ def test_parser_accepts_or_names_the_problem(obj):
 @FUZZ
 @given(prompt=TEXT, answer=TEXT)
 def test_prompt_builder_tokenizes_any_accepted_text(tokenizer, prompt, answer):
-    obj = {"image": "page.png", "conversations": [{"from": "human", "value": "<image>" + prompt}, {"from": "gpt", "value": answer}]}
+    obj = {
+        "image": "page.png",
+        "conversations": [{"from": "human", "value": "<image>" + prompt}, {"from": "gpt", "value": answer}],
+    }
     try:
         record = parse_record(obj)
     except BadSampleError:
@@ -99,7 +106,15 @@ def test_random_bytes_as_an_image(tmp_path, content):
 
 def test_fuzzing_reaches_valid_samples_too(tokenizer):
     """The generators above are not all rejections: a plain record passes."""
-    record = parse_record(json.loads(json.dumps({"image": "p.png", "conversations": [
-        {"from": "human", "value": "<image>\nOCR: "}, {"from": "gpt", "value": "\u05d0\u0301 x"}]})))
+    record = parse_record(
+        json.loads(
+            json.dumps(
+                {
+                    "image": "p.png",
+                    "conversations": [{"from": "human", "value": "<image>\nOCR: "}, {"from": "gpt", "value": "\u05d0\u0301 x"}],
+                }
+            )
+        )
+    )
     assert PromptBuilder(tokenizer, 4, 4096).build(record, [1]).input_ids
     assert Path(record.images[0]).name == "p.png"

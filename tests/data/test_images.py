@@ -43,7 +43,9 @@ def test_tile_grid_and_pixels_match_transformers_crop_to_patches(tmp_path, size,
     tile = 256
     assert tile_grid(size[0], size[1], tile, *limits) == get_optimal_tiled_canvas((size[1], size[0]), (tile, tile), *limits)
     path = scan(tmp_path / "page.png", size, "PNG")
-    processor = GotOcr2ImageProcessorPil(size={"height": tile, "width": tile}, crop_to_patches=True, min_patches=limits[0], max_patches=limits[1])
+    processor = GotOcr2ImageProcessorPil(
+        size={"height": tile, "width": tile}, crop_to_patches=True, min_patches=limits[0], max_patches=limits[1]
+    )
     reference = torch.from_numpy(np.asarray(processor(Image.open(path), return_tensors="np")["pixel_values"]))
     ours = PageProcessor(image_size=tile, mode="tiles", min_tiles=limits[0], max_tiles=limits[1]).page_tiles(path)
     assert ours.shape == reference.shape
@@ -151,7 +153,9 @@ def test_jpeg_draft_decodes_large_scans_at_reduced_scale(tmp_path):
 def test_check_without_pixels_counts_the_same_tiles_and_catches_truncation(tmp_path, tokenizer, mode):
     builder = SampleBuilder(PageProcessor(mode=mode, image_size=64), PromptBuilder(tokenizer, 1, 4096))
     page = scan(tmp_path / "page.jpg", (300, 700))
-    record = parse_record({"image": page.name, "conversations": [{"from": "human", "value": "<image>\nOCR: "}, {"from": "gpt", "value": "42"}]})
+    record = parse_record(
+        {"image": page.name, "conversations": [{"from": "human", "value": "<image>\nOCR: "}, {"from": "gpt", "value": "42"}]}
+    )
     full, light = builder.build(record, tmp_path), builder.build(record, tmp_path, pixels=False)
     assert light["pixel_values"] is None and light["num_tiles"] == full["num_tiles"]
     assert torch.equal(light["input_ids"], full["input_ids"])

@@ -6,7 +6,11 @@ from got_lightning.data.records import parse_record
 from got_lightning.tokenizer import reference_encode
 
 IM_START, IM_END, IMG, IMG_END, PAD = 151644, 151645, 151857, 151858, 151859
-SYSTEM = [IM_START, *reference_encode("system\nYou should follow the instructions carefully and explain your answers in detail."), IM_END]
+SYSTEM = [
+    IM_START,
+    *reference_encode("system\nYou should follow the instructions carefully and explain your answers in detail."),
+    IM_END,
+]
 
 
 def conversation(*turns):
@@ -29,19 +33,23 @@ def test_tokens_follow_tiles_and_multi_turn_supervises_every_answer(tokenizer):
     builder = PromptBuilder(tokenizer, tokens_per_tile=16, model_max_length=8192)
     sample = builder.build(parse_record(conversation("<image>\nOCR: ", "first", "again?", "second")), [3])
     assert sample.input_ids.count(PAD) == 48
-    supervised = [t for t, l in zip(sample.input_ids, sample.labels) if l != -100]
+    supervised = [token for token, label in zip(sample.input_ids, sample.labels) if label != -100]
     assert supervised == [*reference_encode("first"), IM_END, *reference_encode("second"), IM_END]
     assert tokenizer.decode(sample.input_ids).endswith("<|im_start|>assistant\nsecond<|im_end|>")
     assert "<|im_end|><|im_start|>user\nagain?<|im_end|>" in tokenizer.decode(sample.input_ids)
 
 
 def test_one_block_per_placeholder(tokenizer):
-    record = parse_record({"image": ["a.png", "b.png"], "conversations": [
-        {"from": "human", "value": "<image> and <image>"}, {"from": "gpt", "value": "x"}]})
+    record = parse_record(
+        {
+            "image": ["a.png", "b.png"],
+            "conversations": [{"from": "human", "value": "<image> and <image>"}, {"from": "gpt", "value": "x"}],
+        }
+    )
     ids = PromptBuilder(tokenizer, 4, 8192).build(record, [1, 2]).input_ids
     first, second = ids.index(IMG), len(ids) - ids[::-1].index(IMG) - 1
-    assert ids[first:first + 6] == [IMG, PAD, PAD, PAD, PAD, IMG_END]
-    assert ids[second:second + 10] == [IMG] + [PAD] * 8 + [IMG_END]
+    assert ids[first : first + 6] == [IMG, PAD, PAD, PAD, PAD, IMG_END]
+    assert ids[second : second + 10] == [IMG] + [PAD] * 8 + [IMG_END]
 
 
 def test_overlength_is_skipped_by_default(tokenizer):

@@ -10,10 +10,19 @@ from tests.helpers import record, write_json, write_jsonl
 BAD_RECORDS = [
     ({"conversations": []}, "no 'image'"),
     ({"image": "a.png"}, "no 'conversations'"),
-    ({"image": "a.png", "conversations": [{"from": "system", "value": "<image>"}, {"from": "gpt", "value": "x"}]}, "role 'system'"),
+    (
+        {"image": "a.png", "conversations": [{"from": "system", "value": "<image>"}, {"from": "gpt", "value": "x"}]},
+        "role 'system'",
+    ),
     ({"image": "a.png", "conversations": [{"from": "gpt", "value": "x"}, {"from": "human", "value": "<image>"}]}, "alternate"),
-    ({"image": "a.png", "conversations": [{"from": "human", "value": "OCR: "}, {"from": "gpt", "value": "x"}]}, "no <image> placeholder"),
-    ({"image": "a.png", "conversations": [{"from": "human", "value": "<image><image>"}, {"from": "gpt", "value": "x"}]}, "2 <image> placeholders for 1 image"),
+    (
+        {"image": "a.png", "conversations": [{"from": "human", "value": "OCR: "}, {"from": "gpt", "value": "x"}]},
+        "no <image> placeholder",
+    ),
+    (
+        {"image": "a.png", "conversations": [{"from": "human", "value": "<image><image>"}, {"from": "gpt", "value": "x"}]},
+        "2 <image> placeholders for 1 image",
+    ),
     (record("a.png", answer="  \n "), "empty answer"),
     (record("a.png", answer="a<|im_end|>b"), "reserved token"),
     ({"image": "a.png", "conversations": [{"from": "human", "value": "<image>"}]}, "ends with a human turn"),

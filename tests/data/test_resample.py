@@ -34,8 +34,12 @@ def test_resize_stays_within_two_grey_levels_of_pillow(geometry):
 def observed_pillow_order(page, width, height):
     """'vertical' or 'horizontal' when only one two-call order reproduces Pillow's one-call resize."""
     one_call = np.asarray(page.resize((width, height), Image.Resampling.BICUBIC))
-    vertical = np.asarray(page.resize((page.width, height), Image.Resampling.BICUBIC).resize((width, height), Image.Resampling.BICUBIC))
-    horizontal = np.asarray(page.resize((width, page.height), Image.Resampling.BICUBIC).resize((width, height), Image.Resampling.BICUBIC))
+    vertical = np.asarray(
+        page.resize((page.width, height), Image.Resampling.BICUBIC).resize((width, height), Image.Resampling.BICUBIC)
+    )
+    horizontal = np.asarray(
+        page.resize((width, page.height), Image.Resampling.BICUBIC).resize((width, height), Image.Resampling.BICUBIC)
+    )
     matches = {name for name, pixels in (("vertical", vertical), ("horizontal", horizontal)) if np.array_equal(one_call, pixels)}
     return matches.pop() if len(matches) == 1 else None
 

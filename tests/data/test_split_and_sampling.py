@@ -65,7 +65,9 @@ def test_length_grouping_cuts_padding():
 
 def _shard(rank, world, path, queue_dir):
     dist.init_process_group("gloo", init_method=f"file://{path}", rank=rank, world_size=world)
-    sampler = TrainBatchSampler(np.arange(103), batch_size=4, seed=3, group_by_length=True, num_replicas=world, rank=dist.get_rank())
+    sampler = TrainBatchSampler(
+        np.arange(103), batch_size=4, seed=3, group_by_length=True, num_replicas=world, rank=dist.get_rank()
+    )
     sampler.set_epoch(1)
     gathered = [None] * world
     dist.all_gather_object(gathered, list(sampler))

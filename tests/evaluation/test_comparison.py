@@ -31,14 +31,22 @@ def long_and_short(tmp_path):
     page = "天地玄黄宇宙洪荒日月盈昃" * 166 + "辰宿列张秋收冬藏"
     damaged = lambda count: "".join("X" if i < count else c for i, c in enumerate(page))  # noqa: E731
     line = "0123456789"
-    base = write_predictions(tmp_path / "base.jsonl", [
-        row("page.png", page, damaged(40)), row("line.png", line, "01234xxxxx", dataset="lines"),
-        row("worse.png", line, line, dataset="lines"),
-    ])
-    tuned = write_predictions(tmp_path / "tuned.jsonl", [
-        row("page.png", page, damaged(10)), row("line.png", line, line, dataset="lines"),
-        row("worse.png", line, "0123456788", dataset="lines"),
-    ])
+    base = write_predictions(
+        tmp_path / "base.jsonl",
+        [
+            row("page.png", page, damaged(40)),
+            row("line.png", line, "01234xxxxx", dataset="lines"),
+            row("worse.png", line, line, dataset="lines"),
+        ],
+    )
+    tuned = write_predictions(
+        tmp_path / "tuned.jsonl",
+        [
+            row("page.png", page, damaged(10)),
+            row("line.png", line, line, dataset="lines"),
+            row("worse.png", line, "0123456788", dataset="lines"),
+        ],
+    )
     return base, tuned
 
 
@@ -59,8 +67,9 @@ def test_confusions_count_substitutions_missing_and_extra_characters():
 
 def test_confusion_table_of_a_split(tmp_path):
     base = write_predictions(tmp_path / "b.jsonl", [row(f"{i}.png", "1999", "1999") for i in range(3)])
-    tuned = write_predictions(tmp_path / "t.jsonl", [row("0.png", "1999", "1899"), row("1.png", "1999", "1989"),
-                                                     row("2.png", "1999", "199")])
+    tuned = write_predictions(
+        tmp_path / "t.jsonl", [row("0.png", "1999", "1899"), row("1.png", "1999", "1989"), row("2.png", "1999", "199")]
+    )
     comparison = compare(base, tuned)
     assert comparison.confusions("tuned") == [("9", "8", 2), ("9", "", 1)]
     assert comparison.confusions("base") == []
@@ -76,8 +85,11 @@ def test_readings_align_with_the_reference_line_by_line():
 
 def test_compare_writes_html_and_json_with_run_details_and_prints_a_summary(long_and_short, tmp_path):
     base, tuned = long_and_short
-    (tmp_path / "metrics.json").write_text(json.dumps({"global_step": 150, "loss": 0.25, "checkpoint": "runs/x/last.ckpt",
-                                                       "normalization": {"strip": True, "nfkc": False}}))
+    (tmp_path / "metrics.json").write_text(
+        json.dumps(
+            {"global_step": 150, "loss": 0.25, "checkpoint": "runs/x/last.ckpt", "normalization": {"strip": True, "nfkc": False}}
+        )
+    )
     result = run_executable("compare", str(base), str(tuned), "--top", "1")
     assert result.returncode == 0, result.stderr
     assert "2 improved, 1 regressed, 0 unchanged; 2 still wrong" in result.stdout
@@ -113,8 +125,19 @@ class PageReader(HTMLParser):
 
 
 NASTY = [
-    "[/i]", "see [note] here", "[bold red]x[/]", "<script>alert(1)</script>", "</script><b>", "a\u202eb\u202cc",
-    "שלום عالم", "天地玄黄\u3000宇宙", "\x00\x07\x1b[31mred", "&amp; &lt;", "x" * 5000, "\u0000</ScRiPt>", "\ud7ff\ue000",
+    "[/i]",
+    "see [note] here",
+    "[bold red]x[/]",
+    "<script>alert(1)</script>",
+    "</script><b>",
+    "a\u202eb\u202cc",
+    "שלום عالم",
+    "天地玄黄\u3000宇宙",
+    "\x00\x07\x1b[31mred",
+    "&amp; &lt;",
+    "x" * 5000,
+    "\u0000</ScRiPt>",
+    "\ud7ff\ue000",
 ]
 
 
@@ -124,7 +147,9 @@ def test_no_text_breaks_the_terminal_the_html_or_the_json(text, tmp_path, capsys
     Image.new("RGB", (40, 20), "white").save(page)
     name = f"{text[:40]}.png"
     base = write_predictions(tmp_path / "b.jsonl", [row(name, text, text + "!", dataset=text[:20], image_path=str(page))])
-    tuned = write_predictions(tmp_path / "t.jsonl", [row(name, text, text[: len(text) // 2], dataset=text[:20], image_path=str(page))])
+    tuned = write_predictions(
+        tmp_path / "t.jsonl", [row(name, text, text[: len(text) // 2], dataset=text[:20], image_path=str(page))]
+    )
     assert main(["compare", str(base), str(tuned), "--html", str(tmp_path / "r.html")]) == 0
     printed = capsys.readouterr().out
     assert "still wrong" in printed and "HTML report" in printed
@@ -166,9 +191,16 @@ def test_different_references_are_refused(tmp_path, capsys):
 
 def test_terminal_output_stays_a_summary_at_thousands_of_samples(tmp_path):
     rows_base = [row(f"{i:05d}.png", f"line {i} of text", f"line {i} of txt") for i in range(3000)]
-    rows_tuned = [row(f"{i:05d}.png", f"line {i} of text", f"line {i} of text" if i % 3 else f"lime {i} of text") for i in range(3000)]
-    result = run_executable("compare", str(write_predictions(tmp_path / "b.jsonl", rows_base)),
-                            str(write_predictions(tmp_path / "t.jsonl", rows_tuned)), "--top", "5000")
+    rows_tuned = [
+        row(f"{i:05d}.png", f"line {i} of text", f"line {i} of text" if i % 3 else f"lime {i} of text") for i in range(3000)
+    ]
+    result = run_executable(
+        "compare",
+        str(write_predictions(tmp_path / "b.jsonl", rows_base)),
+        str(write_predictions(tmp_path / "t.jsonl", rows_tuned)),
+        "--top",
+        "5000",
+    )
     assert result.returncode == 0, result.stderr
     assert len(result.stdout) < 80_000 and "still wrong, most edits first: 50 of 1000" in result.stdout
     html = (tmp_path / "comparison.html").read_text(encoding="utf-8")

@@ -121,14 +121,25 @@ def test_left_padded_prompts_of_different_lengths_give_the_one_page_answers(imag
         image = text_page(tmp_path / f"p{number}.png", size=size, text=str(number) * 3).name
         prompt = ["<image>\nOCR: ", "<image>\nOCR with format: ", "<image>\n[red] OCR: "][number % 3]
         if number % 4 == 3:  # multi-turn: the prompt carries an earlier question and answer
-            records.append({"image": image, "conversations": [
-                {"from": "human", "value": prompt}, {"from": "gpt", "value": "earlier answer"},
-                {"from": "human", "value": "and again, slowly: "}, {"from": "gpt", "value": "x"}]})
+            records.append(
+                {
+                    "image": image,
+                    "conversations": [
+                        {"from": "human", "value": prompt},
+                        {"from": "gpt", "value": "earlier answer"},
+                        {"from": "human", "value": "and again, slowly: "},
+                        {"from": "gpt", "value": "x"},
+                    ],
+                }
+            )
         else:
             records.append(record(image, "x", prompt))
     data = GotDataModule(
-        datasets=[DatasetSpec("mixed", str(write_json(tmp_path / "data.json", records)))], val_fraction=0.0,
-        image_mode="tiles", max_tiles=4, model_path=str(image_sensitive_model_dir),
+        datasets=[DatasetSpec("mixed", str(write_json(tmp_path / "data.json", records)))],
+        val_fraction=0.0,
+        image_mode="tiles",
+        max_tiles=4,
+        model_path=str(image_sensitive_model_dir),
     )
     data.setup("fit")
     samples = [data.train_dataset[item] for item in range(len(records))]

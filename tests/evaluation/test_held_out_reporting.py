@@ -12,11 +12,21 @@ from tests.training_helpers import fit_config
 
 
 def held_out_config(tmp_path, pages, model_dir, name, val_annotations, data=None, **sections):
-    dataset = {"name": "digits", "annotations": str(pages / "data.json"),
-               "val_annotations": str(val_annotations), "val_image_root": str(pages)}
+    dataset = {
+        "name": "digits",
+        "annotations": str(pages / "data.json"),
+        "val_annotations": str(val_annotations),
+        "val_image_root": str(pages),
+    }
     sections.setdefault("trainer", {})["limit_val_batches"] = 1.0
-    return fit_config(tmp_path / f"{name}.yaml", pages, model_dir, tmp_path / name,
-                      data={"datasets": [dataset], "val_fraction": 0.0, **(data or {})}, **sections)
+    return fit_config(
+        tmp_path / f"{name}.yaml",
+        pages,
+        model_dir,
+        tmp_path / name,
+        data={"datasets": [dataset], "val_fraction": 0.0, **(data or {})},
+        **sections,
+    )
 
 
 def unreadable_held_out(pages, tmp_path):
@@ -59,10 +69,17 @@ def test_partly_unreadable_held_out_split_says_how_many_of_how_many_were_scored(
 
 def test_fit_says_loudly_when_nothing_was_scored_and_keeps_no_best_checkpoint(micro_model_dir, digit_pages, tmp_path):
     config = held_out_config(
-        tmp_path, digit_pages, micro_model_dir, "run", unreadable_held_out(digit_pages, tmp_path),
-        trainer={"val_check_interval": 2, "check_val_every_n_epoch": None,
-                 "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": str(tmp_path / "logs")}},
-                 "log_every_n_steps": 1},
+        tmp_path,
+        digit_pages,
+        micro_model_dir,
+        "run",
+        unreadable_held_out(digit_pages, tmp_path),
+        trainer={
+            "val_check_interval": 2,
+            "check_val_every_n_epoch": None,
+            "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": str(tmp_path / "logs")}},
+            "log_every_n_steps": 1,
+        },
     )
     result = run_executable("fit", "--config", str(config), "--trainer.max_steps", "2")
     assert result.returncode == 0, result.stderr[-2000:]
@@ -80,10 +97,19 @@ def test_train_skipped_samples_counts_every_micro_batch(micro_model_dir, digit_p
     for broken in (0, 5, 9, 14, 20):
         (pages / records[broken]["image"]).write_bytes(b"not an image")
     config = fit_config(
-        tmp_path / "c.yaml", pages, micro_model_dir, tmp_path / "run",
-        data={"val_fraction": 0.0}, model={"lr_schedule_steps": 10},
-        trainer={"accumulate_grad_batches": 3, "max_epochs": 1, "max_steps": -1, "log_every_n_steps": 1,
-                 "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": str(tmp_path / "logs")}}},
+        tmp_path / "c.yaml",
+        pages,
+        micro_model_dir,
+        tmp_path / "run",
+        data={"val_fraction": 0.0},
+        model={"lr_schedule_steps": 10},
+        trainer={
+            "accumulate_grad_batches": 3,
+            "max_epochs": 1,
+            "max_steps": -1,
+            "log_every_n_steps": 1,
+            "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": str(tmp_path / "logs")}},
+        },
     )
     assert main(["fit", "--config", str(config)]) == 0
     rows = list(csv.DictReader((next((tmp_path / "logs").rglob("metrics.csv"))).open(encoding="utf-8")))
@@ -94,8 +120,9 @@ def test_reference_raw_is_the_annotation_text_as_written(micro_model_dir, digit_
     records = json.loads((digit_pages / "data.json").read_text(encoding="utf-8"))[:3]
     texts = ["cafe\u0301 <box>12</box>", "e\u0301\u0301 <ref>x</ref>\n2", "7" * 400]  # decomposed accents, box tags, over-length
     held_out = write_json(tmp_path / "val.json", [record(r["image"], text) for r, text in zip(records, texts)])
-    config = held_out_config(tmp_path, digit_pages, micro_model_dir, "run", held_out,
-                             data={"model_max_length": 300, "overlength": "truncate"})
+    config = held_out_config(
+        tmp_path, digit_pages, micro_model_dir, "run", held_out, data={"model_max_length": 300, "overlength": "truncate"}
+    )
     assert main(["validate", "--config", str(config)]) == 0
     scored = read_predictions(tmp_path / "run" / "predictions.jsonl")
     assert [line["reference_raw"] for line in scored] == texts

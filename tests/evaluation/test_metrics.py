@@ -45,7 +45,10 @@ def test_cer_equals_torchmetrics_char_error_rate_on_random_text():
     rng = random.Random(0)
     alphabet = "天地玄黄宇宙洪荒abc 12，。\n"
     pairs = [
-        ("".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))), "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40))))
+        (
+            "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))),
+            "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40))),
+        )
         for _ in range(50)
     ]
     ours = OcrMetrics()

@@ -13,8 +13,15 @@ from tests.helpers import run_executable, text_page
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report_browser")]  # one worker builds the module's shared runs
 BROWSERS = ("chromium-headless-shell", "chromium", "chromium-browser", "google-chrome")
 # Without these a headless Chromium keeps trying to reach Google's servers from a closed network.
-QUIET = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--no-first-run", "--disable-quic"]
+QUIET = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 
 def browser_path() -> str:
@@ -44,7 +51,12 @@ def report(tmp_path_factory):
         reference = f"line {i} reads 1999"
         before = reference if i % 5 == 0 else reference.replace("1999", "1899")
         after = reference.replace("1999", "19990") if i % 5 == 0 else reference if i % 2 else reference.replace("99", "89")
-        common = {"image": f"{i:03d}.png", "image_path": str(page), "reference": reference, "dataset": "guji" if i < 150 else "letters"}
+        common = {
+            "image": f"{i:03d}.png",
+            "image_path": str(page),
+            "reference": reference,
+            "dataset": "guji" if i < 150 else "letters",
+        }
         base.append({**common, "prediction": before})
         tuned.append({**common, "prediction": after})
     for name, rows in (("base", base), ("tuned", tuned)):

@@ -10,14 +10,22 @@ from tests.training_helpers import fit_config
 
 def test_report_of_a_run_plots_every_validation_and_analyses_the_last_against_before_fit(micro_model_dir, digit_pages, tmp_path):
     run = tmp_path / "run"
-    config = fit_config(tmp_path / "c.yaml", digit_pages, micro_model_dir, run, validate_before_fit=True,
-                        trainer={"limit_val_batches": 1.0, "val_check_interval": 2, "check_val_every_n_epoch": None},
-                        model={"learning_rate": 3e-3})
+    config = fit_config(
+        tmp_path / "c.yaml",
+        digit_pages,
+        micro_model_dir,
+        run,
+        validate_before_fit=True,
+        trainer={"limit_val_batches": 1.0, "val_check_interval": 2, "check_val_every_n_epoch": None},
+        model={"learning_rate": 3e-3},
+    )
     assert run_executable("fit", "--config", str(config), "--trainer.max_steps", "4").returncode == 0
     result = run_executable("report", str(run))
     assert result.returncode == 0, result.stderr[-3000:]
-    metrics = {name: json.loads((run / "validation" / name / "metrics.json").read_text())
-               for name in ("before-fit", "step-000002", "step-000004")}
+    metrics = {
+        name: json.loads((run / "validation" / name / "metrics.json").read_text())
+        for name in ("before-fit", "step-000002", "step-000004")
+    }
     assert f"before fit {metrics['before-fit']['cer']:.4f}, step 2 " in result.stdout
     assert "error analysis: step 4 against before fit" in result.stdout
 

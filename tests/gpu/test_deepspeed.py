@@ -11,15 +11,18 @@ from tests.training_helpers import datamodule, fit_config
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 pytest.importorskip("deepspeed")
 
-ZERO2 = {"class_path": "got_lightning.training.strategies.GotDeepSpeedStrategy", "init_args": {"config": "zero_config/zero2.json"}}
+ZERO2 = {
+    "class_path": "got_lightning.training.strategies.GotDeepSpeedStrategy",
+    "init_args": {"config": "zero_config/zero2.json"},
+}
 
 
 def gpu_config(tmp_path, pages, model_dir, name, **trainer):
-    settings = {"accelerator": "gpu", "devices": 1, "precision": "bf16-mixed", "strategy": ZERO2,
-                "accumulate_grad_batches": 2}
+    settings = {"accelerator": "gpu", "devices": 1, "precision": "bf16-mixed", "strategy": ZERO2, "accumulate_grad_batches": 2}
     settings.update(trainer)
-    return fit_config(tmp_path / f"{name}.yaml", pages, model_dir, tmp_path / name,
-                      trainer=settings, model={"lr_schedule_steps": 8})
+    return fit_config(
+        tmp_path / f"{name}.yaml", pages, model_dir, tmp_path / name, trainer=settings, model={"lr_schedule_steps": 8}
+    )
 
 
 def test_zero2_bf16_fit_resume_and_export(micro_model_dir, digit_pages, tmp_path):
@@ -42,9 +45,14 @@ def test_zero2_bf16_fit_resume_and_export(micro_model_dir, digit_pages, tmp_path
     data.setup("fit")
     batch = next(iter(data.train_dataloader()))
     with torch.no_grad():
-        torch.testing.assert_close(exported(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                            pixel_values=batch["pixel_values"]).logits, a.eval().logits(batch),
-                                   rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(
+            exported(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], pixel_values=batch["pixel_values"]
+            ).logits,
+            a.eval().logits(batch),
+            rtol=1e-4,
+            atol=1e-4,
+        )
 
 
 def test_real_size_got_trains_in_bf16():
@@ -58,7 +66,9 @@ def test_real_size_got_trains_in_bf16():
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     losses = []
     for _ in range(3):
-        loss = model(input_ids=input_ids, pixel_values=pixels, labels=input_ids.masked_fill(input_ids == model.config.image_token_id, -100)).loss
+        loss = model(
+            input_ids=input_ids, pixel_values=pixels, labels=input_ids.masked_fill(input_ids == model.config.image_token_id, -100)
+        ).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-ROUTE = re.compile(r"^/(?:api/models/)?(?P<repo>[^/]+/[^/]+)/(?P<kind>revision|tree|resolve)/(?P<revision>[^/?]+)(?:/(?P<file>[^?]+))?")
+ROUTE = re.compile(
+    r"^/(?:api/models/)?(?P<repo>[^/]+/[^/]+)/(?P<kind>revision|tree|resolve)/(?P<revision>[^/?]+)(?:/(?P<file>[^?]+))?"
+)
 
 
 @dataclass
@@ -71,7 +73,9 @@ class FakeHub:
 
             def _error(self, status: int, code: str, message: str, body: bool) -> None:
                 payload = json.dumps({"error": message}).encode()
-                self._send(status, payload, {"X-Error-Code": code, "X-Error-Message": message, "Content-Type": "application/json"}, body)
+                self._send(
+                    status, payload, {"X-Error-Code": code, "X-Error-Message": message, "Content-Type": "application/json"}, body
+                )
 
             def _answer(self, body: bool) -> None:
                 match = ROUTE.match(self.path)
@@ -84,12 +88,18 @@ class FakeHub:
                 if match["revision"] not in (repo.commit, *repo.branches):
                     return self._error(404, "RevisionNotFound", f"Invalid rev id: {match['revision']}", body)
                 if match["kind"] == "revision":
-                    info = {"id": match["repo"], "sha": repo.commit, "private": False,
-                            "siblings": [{"rfilename": name} for name in sorted(repo.files)]}
+                    info = {
+                        "id": match["repo"],
+                        "sha": repo.commit,
+                        "private": False,
+                        "siblings": [{"rfilename": name} for name in sorted(repo.files)],
+                    }
                     return self._send(200, json.dumps(info).encode(), {"Content-Type": "application/json"}, body)
                 if match["kind"] == "tree":
-                    tree = [{"type": "file", "path": name, "size": len(data), "oid": hashlib.sha1(data).hexdigest()}
-                            for name, data in sorted(repo.files.items())]
+                    tree = [
+                        {"type": "file", "path": name, "size": len(data), "oid": hashlib.sha1(data).hexdigest()}
+                        for name, data in sorted(repo.files.items())
+                    ]
                     return self._send(200, json.dumps(tree).encode(), {"Content-Type": "application/json"}, body)
                 data = repo.files.get(match["file"] or "")
                 if data is None:

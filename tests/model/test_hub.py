@@ -15,8 +15,8 @@ import yaml
 
 from got_lightning.model.loading import init_model_dir, load_model
 from got_lightning.tokenizer import bundled_tiktoken_file
-from tests.model.fake_hub import FakeHub, FakeRepo
 from tests.helpers import record, run_executable, text_page, write_json, write_original_dir
+from tests.model.fake_hub import FakeHub, FakeRepo
 from tests.training_helpers import fit_config
 
 MAIN_COMMIT = "1111111111111111111111111111111111111111"
@@ -36,9 +36,12 @@ def hub_cache(cache: Path, repo_id: str, folder: Path, commit: str = MAIN_COMMIT
 def environment(tmp_path) -> dict[str, str]:
     """A hub cache and a conversion cache of the test's own, and no token, endpoint or offline flag
     inherited from the machine."""
-    values = {key: value for key, value in os.environ.items() if key not in ("HF_TOKEN", "HF_ENDPOINT", "HF_HUB_OFFLINE", "HF_HOME")}
-    return dict(values, HF_HUB_CACHE=str(tmp_path / "hub"), GOT_LIGHTNING_CACHE=str(tmp_path / "got-cache"),
-                HF_HUB_DISABLE_TELEMETRY="1")
+    values = {
+        key: value for key, value in os.environ.items() if key not in ("HF_TOKEN", "HF_ENDPOINT", "HF_HUB_OFFLINE", "HF_HOME")
+    }
+    return dict(
+        values, HF_HUB_CACHE=str(tmp_path / "hub"), GOT_LIGHTNING_CACHE=str(tmp_path / "got-cache"), HF_HUB_DISABLE_TELEMETRY="1"
+    )
 
 
 def offline(environment: dict[str, str]) -> dict[str, str]:
@@ -60,8 +63,16 @@ def test_fit_resume_validate_and_export_by_hub_id_offline(environment, micro_mod
     hub_cache(tmp_path / "hub", "acme/got-micro", micro_model_dir)
     env = offline(environment)
     run = tmp_path / "run"
-    config = str(fit_config(tmp_path / "c.yaml", digit_pages, micro_model_dir, run, model={"model_path": "acme/got-micro"},
-                            trainer={"limit_val_batches": 1.0}))
+    config = str(
+        fit_config(
+            tmp_path / "c.yaml",
+            digit_pages,
+            micro_model_dir,
+            run,
+            model={"model_path": "acme/got-micro"},
+            trainer={"limit_val_batches": 1.0},
+        )
+    )
     got_lightning("fit", "--config", config, "--trainer.max_steps", "2", env=env)
     got_lightning("fit", "--config", config, "--trainer.max_steps", "4", "--ckpt_path", "last", env=env)
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
@@ -90,8 +101,17 @@ def test_a_branch_other_than_main_and_a_commit_select_their_snapshot(environment
     annotations = one_page(tmp_path)
 
     def tile_side(*revision: str) -> int:
-        shown = got_lightning("data", "show", "--annotations", str(annotations), "--model_path", "acme/got", *revision,
-                              "--json", env=offline(environment))
+        shown = got_lightning(
+            "data",
+            "show",
+            "--annotations",
+            str(annotations),
+            "--model_path",
+            "acme/got",
+            *revision,
+            "--json",
+            env=offline(environment),
+        )
         return json.loads(shown.stdout)["pixel_values_shape"][-1]
 
     assert tile_side() == 64  # main: the micro model's 64-px tiles
@@ -109,7 +129,9 @@ def original_repo(folder: Path, micro_model_dir: Path) -> FakeRepo:
     write_original_dir(folder, load_model(micro_model_dir))
     shutil.copy(bundled_tiktoken_file(), folder / "qwen.tiktoken")
     (folder / "modeling_GOT.py").write_text(MARK_REMOTE_CODE)
-    (folder / "tokenizer_config.json").write_text(json.dumps({"auto_map": {"AutoTokenizer": ["tokenization_qwen.QWenTokenizer", None]}}))
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps({"auto_map": {"AutoTokenizer": ["tokenization_qwen.QWenTokenizer", None]}})
+    )
     return FakeRepo.of_folder(folder)
 
 
@@ -120,7 +142,9 @@ def test_the_original_repository_by_id_is_downloaded_converted_once_and_runs_no_
     annotations = one_page(tmp_path)
     with FakeHub({"stepfun-ai/GOT-OCR2_0": repo}) as hub:
         online = dict(environment, HF_ENDPOINT=hub.url)
-        shown = got_lightning("data", "show", "--annotations", str(annotations), "--model_path", "stepfun-ai/GOT-OCR2_0", "--json", env=online)
+        shown = got_lightning(
+            "data", "show", "--annotations", str(annotations), "--model_path", "stepfun-ai/GOT-OCR2_0", "--json", env=online
+        )
         assert "Fetching" in shown.stderr  # huggingface_hub's progress bar
     downloaded = {request.rsplit("/", 1)[-1] for request in repo.requests if request.startswith("GET /stepfun-ai")}
     assert downloaded == {"config.json", "model.safetensors", "qwen.tiktoken", "tokenizer_config.json"}  # never the code
@@ -133,8 +157,16 @@ def test_the_original_repository_by_id_is_downloaded_converted_once_and_runs_no_
     # Offline afterwards: the cached snapshot and the converted folder are used as they are.
     run = tmp_path / "run"
     pages = tmp_path
-    config = str(fit_config(tmp_path / "c.yaml", pages, micro_model_dir, run, model={"model_path": "stepfun-ai/GOT-OCR2_0"},
-                            data={"datasets": [{"name": "one", "annotations": str(annotations)}], "val_fraction": 0.0}))
+    config = str(
+        fit_config(
+            tmp_path / "c.yaml",
+            pages,
+            micro_model_dir,
+            run,
+            model={"model_path": "stepfun-ai/GOT-OCR2_0"},
+            data={"datasets": [{"name": "one", "annotations": str(annotations)}], "val_fraction": 0.0},
+        )
+    )
     got_lightning("fit", "--config", config, "--trainer.max_steps", "1", env=offline(environment))
     assert (converted / "model.safetensors").stat().st_mtime_ns == written
     assert not list(tmp_path.rglob("REMOTE_CODE_RAN"))
@@ -148,25 +180,47 @@ def last_error_line(result) -> str:
     return result.stderr.strip().splitlines()[-1]
 
 
-def test_offline_with_nothing_cached_is_one_line_naming_the_id_revision_and_the_download(environment, micro_model_dir, digit_pages, tmp_path):
-    config = str(fit_config(tmp_path / "c.yaml", digit_pages, micro_model_dir, tmp_path / "run", model={"model_path": "acme/absent"}))
-    for command in (["fit", "--config", config, "--model.revision", "v7"],
-                    ["data", "show", "--annotations", str(one_page(tmp_path)), "--model_path", "acme/absent", "--revision", "v7"]):
+def test_offline_with_nothing_cached_is_one_line_naming_the_id_revision_and_the_download(
+    environment, micro_model_dir, digit_pages, tmp_path
+):
+    config = str(
+        fit_config(tmp_path / "c.yaml", digit_pages, micro_model_dir, tmp_path / "run", model={"model_path": "acme/absent"})
+    )
+    for command in (
+        ["fit", "--config", config, "--model.revision", "v7"],
+        ["data", "show", "--annotations", str(one_page(tmp_path)), "--model_path", "acme/absent", "--revision", "v7"],
+    ):
         line = last_error_line(got_lightning(*command, env=offline(environment), expect=2))
-        assert "acme/absent (revision v7)" in line and "hf download acme/absent --revision v7" in line and "HF_HUB_OFFLINE=1" in line
+        assert (
+            "acme/absent (revision v7)" in line and "hf download acme/absent --revision v7" in line and "HF_HUB_OFFLINE=1" in line
+        )
 
 
-@pytest.mark.parametrize("repo_id, token, expected", [
-    ("acme/no-such-model", None, "no such model on the Hugging Face Hub, or it is private (set HF_TOKEN)"),
-    ("acme/gated", None, "is gated: accept its terms on huggingface.co/acme/gated, then set HF_TOKEN"),
-    ("acme/gated", "hf_secret", None),
-])
-def test_the_hubs_refusals_are_one_line_and_a_token_opens_a_gated_model(repo_id, token, expected, environment, micro_model_dir, tmp_path):
+@pytest.mark.parametrize(
+    "repo_id, token, expected",
+    [
+        ("acme/no-such-model", None, "no such model on the Hugging Face Hub, or it is private (set HF_TOKEN)"),
+        ("acme/gated", None, "is gated: accept its terms on huggingface.co/acme/gated, then set HF_TOKEN"),
+        ("acme/gated", "hf_secret", None),
+    ],
+)
+def test_the_hubs_refusals_are_one_line_and_a_token_opens_a_gated_model(
+    repo_id, token, expected, environment, micro_model_dir, tmp_path
+):
     annotations = one_page(tmp_path)
     with FakeHub({"acme/gated": FakeRepo.of_folder(micro_model_dir, gated=True)}) as hub:
         env = dict(environment, HF_ENDPOINT=hub.url, **({"HF_TOKEN": token} if token else {}))
-        result = got_lightning("data", "show", "--annotations", str(annotations), "--model_path", repo_id, "--json",
-                               env=env, expect=2 if expected else 0)
+        result = got_lightning(
+            "data",
+            "show",
+            "--annotations",
+            str(annotations),
+            "--model_path",
+            repo_id,
+            "--json",
+            env=env,
+            expect=2 if expected else 0,
+        )
     if expected:
         assert expected in last_error_line(result) and f"{repo_id} (revision main)" in last_error_line(result)
     else:
@@ -175,6 +229,16 @@ def test_the_hubs_refusals_are_one_line_and_a_token_opens_a_gated_model(repo_id,
 
 def test_a_revision_the_hub_does_not_have_is_one_line(environment, micro_model_dir, tmp_path):
     with FakeHub({"acme/got": FakeRepo.of_folder(micro_model_dir)}) as hub:
-        result = got_lightning("data", "show", "--annotations", str(one_page(tmp_path)), "--model_path", "acme/got",
-                               "--revision", "v9", env=dict(environment, HF_ENDPOINT=hub.url), expect=2)
+        result = got_lightning(
+            "data",
+            "show",
+            "--annotations",
+            str(one_page(tmp_path)),
+            "--model_path",
+            "acme/got",
+            "--revision",
+            "v9",
+            env=dict(environment, HF_ENDPOINT=hub.url),
+            expect=2,
+        )
     assert "acme/got (revision v9): the repository has no such branch, tag or commit" in last_error_line(result)

@@ -45,8 +45,22 @@ def test_kernel_choice_keeps_loss_gradients_and_parameter_names(micro_model_dir,
 
 @pytest.mark.skipif(importlib.util.find_spec("flash_attn") is not None, reason="flash-attn is installed")
 def test_flash_attention_without_its_package_is_one_clear_error(micro_model_dir, capsys):
-    assert main(["fit", "--model.model_path", str(micro_model_dir), "--model.attn_implementation", "flash_attention_2",
-                 "--trainer.accelerator", "cpu", "--trainer.max_steps", "1"]) == 2
+    assert (
+        main(
+            [
+                "fit",
+                "--model.model_path",
+                str(micro_model_dir),
+                "--model.attn_implementation",
+                "flash_attention_2",
+                "--trainer.accelerator",
+                "cpu",
+                "--trainer.max_steps",
+                "1",
+            ]
+        )
+        == 2
+    )
     error = capsys.readouterr().err
     assert "model.attn_implementation 'flash_attention_2' cannot be used" in error
     assert "Traceback" not in error

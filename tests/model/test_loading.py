@@ -8,8 +8,7 @@ from transformers import AutoProcessor, GotOcr2ForConditionalGeneration
 
 from got_lightning.cli import main
 from got_lightning.model.loading import load_model, read_weights
-from got_lightning.model.model_dir import ModelDirError
-from got_lightning.model.model_dir import ConversionError
+from got_lightning.model.model_dir import ConversionError, ModelDirError
 from got_lightning.model.original import KEY_RULES, convert_key
 from got_lightning.model.presets import preset_config, random_model
 from got_lightning.tokens import VOCAB_SIZE
@@ -40,8 +39,10 @@ def test_init_writes_a_stock_transformers_directory(tmp_path):
 def test_original_checkpoint_converts_to_identical_weights(tmp_path):
     model = random_model("micro", 2)
     source = write_original_dir(tmp_path / "original", model)
-    assert all(k.startswith(("model.vision_tower_high", "model.mm_projector_vary", "model.embed", "model.layers", "model.norm"))
-               for k in read_weights(source))
+    assert all(
+        k.startswith(("model.vision_tower_high", "model.mm_projector_vary", "model.embed", "model.layers", "model.norm"))
+        for k in read_weights(source)
+    )
     assert main(["convert", "--input", str(source), "--output", str(tmp_path / "hf")]) == 0
     for converted in (GotOcr2ForConditionalGeneration.from_pretrained(tmp_path / "hf"), load_model(source)):
         assert converted.config.vision_config.image_size == 64

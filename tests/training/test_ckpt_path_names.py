@@ -6,9 +6,8 @@ import json
 
 import pytest
 
-from got_lightning.training.checkpoints import COMPLETE_MARK
-from got_lightning.training.checkpoints import find_best_checkpoint, find_last_checkpoint
 from got_lightning.cli import main
+from got_lightning.training.checkpoints import COMPLETE_MARK, find_best_checkpoint, find_last_checkpoint
 from tests.helpers import run_executable
 from tests.training_helpers import fit_config
 
@@ -24,7 +23,10 @@ def trained(tmp_path_factory, micro_model_dir, digit_pages):
     """A 4-step run that validated at steps 2 and 4 (so it has last.ckpt and a best checkpoint)."""
     folder = tmp_path_factory.mktemp("named")
     config = fit_config(
-        folder / "run.yaml", digit_pages, micro_model_dir, folder / "run",
+        folder / "run.yaml",
+        digit_pages,
+        micro_model_dir,
+        folder / "run",
         trainer={"limit_val_batches": 1.0, "limit_test_batches": 1.0, "val_check_interval": 2, "check_val_every_n_epoch": None},
         model={"learning_rate": 3e-3},
     )
@@ -34,8 +36,7 @@ def trained(tmp_path_factory, micro_model_dir, digit_pages):
 
 def test_validate_last_scores_the_trained_model_not_the_base(trained, tmp_path):
     config, run = trained
-    result = run_executable("validate", "--config", str(config), "--ckpt_path", "last",
-                            "--trainer.default_root_dir", str(run))
+    result = run_executable("validate", "--config", str(config), "--ckpt_path", "last", "--trainer.default_root_dir", str(run))
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"--ckpt_path last: using {run / 'checkpoints' / 'last.ckpt'}" in result.stderr
     assert "no last checkpoint available" not in result.stderr + result.stdout
@@ -60,8 +61,19 @@ def test_test_best_and_predict_last_use_the_named_checkpoints(trained, digit_pag
     assert metrics(run)["cer"] == pytest.approx(steps[best_step]) and metrics(run)["global_step"] == best_step
 
     output = tmp_path / "predictions.jsonl"
-    result = run_executable("predict", "--config", str(config), "--ckpt_path", "last", "--trainer.default_root_dir", str(run),
-                            "--data.predict_input", str(digit_pages / "images"), "--predict_output.path", str(output))
+    result = run_executable(
+        "predict",
+        "--config",
+        str(config),
+        "--ckpt_path",
+        "last",
+        "--trainer.default_root_dir",
+        str(run),
+        "--data.predict_input",
+        str(digit_pages / "images"),
+        "--predict_output.path",
+        str(output),
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"--ckpt_path last: using {run / 'checkpoints' / 'last.ckpt'}" in result.stderr
     assert len(output.read_text(encoding="utf-8").splitlines()) == 24

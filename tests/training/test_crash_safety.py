@@ -15,8 +15,8 @@ import psutil
 import pytest
 import torch
 
-from got_lightning.training.checkpoints import STAGING_MARK
 from got_lightning.cli import main
+from got_lightning.training.checkpoints import STAGING_MARK
 from tests.training_helpers import fit_config
 
 pytestmark = pytest.mark.xdist_group("crash_safety")  # one worker builds the module's shared runs
@@ -26,8 +26,12 @@ SCHEDULE = {"model": {"lr_schedule_steps": 400}}
 
 def config_for(tmp_path: Path, digit_pages, micro_model_dir, name: str, **checkpoint) -> Path:
     return fit_config(
-        tmp_path / f"{name}.yaml", digit_pages, micro_model_dir, tmp_path / name,
-        checkpoint={"every_n_train_steps": 1, "save_top_k": -1, **checkpoint}, **SCHEDULE,
+        tmp_path / f"{name}.yaml",
+        digit_pages,
+        micro_model_dir,
+        tmp_path / name,
+        checkpoint={"every_n_train_steps": 1, "save_top_k": -1, **checkpoint},
+        **SCHEDULE,
     )
 
 
@@ -45,7 +49,9 @@ def start_fit(config: Path, max_steps: int, driver: str | None = None) -> subpro
     command = ["-c", driver] if driver else ["-m", "got_lightning.cli"]
     return subprocess.Popen(
         [sys.executable, *command, "fit", "--config", str(config), "--trainer.max_steps", str(max_steps)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -134,9 +140,23 @@ def test_one_ddp_rank_dying_stops_the_other_in_bounded_time(victim, digit_pages,
     # One checkpoint kept: preflight would refuse room for 400 of them on a small disk.
     config = config_for(tmp_path, digit_pages, micro_model_dir, "ddp", every_n_train_steps=2, save_top_k=1)
     run = subprocess.Popen(
-        [sys.executable, "-m", "got_lightning.cli", "fit", "--config", str(config), "--trainer.max_steps", "400",
-         "--trainer.devices", "2", "--trainer.strategy", "ddp"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "got_lightning.cli",
+            "fit",
+            "--config",
+            str(config),
+            "--trainer.max_steps",
+            "400",
+            "--trainer.devices",
+            "2",
+            "--trainer.strategy",
+            "ddp",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     wait_for_checkpoint(run, tmp_path / "ddp", "last.ckpt")
     children = psutil.Process(run.pid).children()

@@ -18,11 +18,11 @@ import torch
 
 pytest.importorskip("deepspeed")
 
-from got_lightning.training.checkpoints import COMPLETE_MARK, read_checkpoint  # noqa: E402
-from got_lightning.export import module_from_checkpoint  # noqa: E402
-from got_lightning.model.loading import load_model  # noqa: E402
-from tests.helpers import REPO_ROOT, executable, run_executable  # noqa: E402
-from tests.training_helpers import datamodule, fit_config  # noqa: E402
+from got_lightning.export import module_from_checkpoint
+from got_lightning.model.loading import load_model
+from got_lightning.training.checkpoints import COMPLETE_MARK, read_checkpoint
+from tests.helpers import REPO_ROOT, executable, run_executable
+from tests.training_helpers import datamodule, fit_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("deepspeed_cpu")]  # one worker builds the module's shared runs
 ZERO = REPO_ROOT / "zero_config"
@@ -34,16 +34,21 @@ STEPS, HALF = 8, 4
 def strategy(name: str) -> list[str]:
     if name == "ddp":
         return ["--trainer.strategy", "ddp"]
-    return ["--trainer.strategy", "got_lightning.training.strategies.GotDeepSpeedStrategy",
-            "--trainer.strategy.config", str(ZERO / f"{name}.json")]
+    return [
+        "--trainer.strategy",
+        "got_lightning.training.strategies.GotDeepSpeedStrategy",
+        "--trainer.strategy.config",
+        str(ZERO / f"{name}.json"),
+    ]
 
 
 def config(folder: Path, pages: Path, model_dir: Path, name: str, clip: float = 1.0, **sections) -> Path:
     logger = {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": str(folder / name / "logs")}}
     trainer = {"accumulate_grad_batches": 2, "gradient_clip_val": clip, "devices": 2, "logger": logger, "log_every_n_steps": 1}
     sections.setdefault("model", {}).setdefault("lr_schedule_steps", STEPS)
-    return fit_config(folder / f"{name}.yaml", pages, model_dir, folder / name,
-                      trainer={**trainer, **sections.pop("trainer", {})}, **sections)
+    return fit_config(
+        folder / f"{name}.yaml", pages, model_dir, folder / name, trainer={**trainer, **sections.pop("trainer", {})}, **sections
+    )
 
 
 def fit(config_path: Path, kind: str, *arguments: str) -> str:
@@ -151,7 +156,9 @@ def test_export_of_a_zero_checkpoint_loads_in_stock_transformers(stage, runs, di
     data.setup("fit")
     batch = next(iter(data.train_dataloader()))
     with torch.no_grad():
-        stock = exported(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], pixel_values=batch["pixel_values"]).logits
+        stock = exported(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], pixel_values=batch["pixel_values"]
+        ).logits
         torch.testing.assert_close(stock, module.logits(batch), rtol=1e-4, atol=1e-4)
 
 
@@ -186,8 +193,13 @@ def test_a_rank_killed_while_a_zero_checkpoint_is_written_resumes_from_the_last_
     # Rank 1 writes one optimizer shard per checkpoint directory: step=2 and last at step 2, then
     # the step-4 directory, during which it dies.
     environment = dict(os.environ, KILL_AT_SAVE="3", PYTHONPATH=str(REPO_ROOT))
-    killed = subprocess.run([sys.executable, str(driver), "fit", "--config", str(path), *strategy("zero2"),
-                             "--trainer.max_steps", str(STEPS)], capture_output=True, text=True, timeout=300, env=environment)
+    killed = subprocess.run(
+        [sys.executable, str(driver), "fit", "--config", str(path), *strategy("zero2"), "--trainer.max_steps", str(STEPS)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=environment,
+    )
     assert killed.returncode != 0
     folder = tmp_path / "killed" / "checkpoints"
     staged = [entry for entry in folder.iterdir() if entry.name.startswith(".")]
@@ -206,18 +218,24 @@ def test_bf16_mixed_with_accumulation_trains_and_checkpoints(stage, digit_pages,
     fit(path, stage, "--trainer.max_steps", "3")
     losses, norms = logged(tmp_path / "bf16", "train/loss"), logged(tmp_path / "bf16", "train/grad_norm")
     assert len(losses) == len(norms) == 3 and all(map(torch.isfinite, torch.tensor(losses + norms)))
-    states = torch.load(next((last(tmp_path / "bf16") / "checkpoint").glob("*model_states.pt")), map_location="cpu", weights_only=False)
+    states = torch.load(
+        next((last(tmp_path / "bf16") / "checkpoint").glob("*model_states.pt")), map_location="cpu", weights_only=False
+    )
     assert states["ds_config"]["bf16"]["enabled"] is True
     checkpoint = read_checkpoint(last(tmp_path / "bf16"))
     assert checkpoint["global_step"] == 3
     base = load_model(micro_model_dir).state_dict()
-    for name, tensor in checkpoint["state_dict"].items():  # fp32 master weights, moved by training
+    for tensor in checkpoint["state_dict"].values():  # fp32 master weights, moved by training
         assert tensor.dtype == torch.float32 and torch.isfinite(tensor).all()
-    moved = [name for name, tensor in checkpoint["state_dict"].items() if not torch.equal(tensor, base[name.removeprefix("got.")])]
+    moved = [
+        name for name, tensor in checkpoint["state_dict"].items() if not torch.equal(tensor, base[name.removeprefix("got.")])
+    ]
     assert len(moved) > len(checkpoint["state_dict"]) // 2
 
 
-def fit_halves_and_export(folder: Path, pages: Path, model_dir: Path, kind: str, steps: int, **sections) -> dict[str, torch.Tensor]:
+def fit_halves_and_export(
+    folder: Path, pages: Path, model_dir: Path, kind: str, steps: int, **sections
+) -> dict[str, torch.Tensor]:
     """Straight `steps` vs `steps/2` resumed to `steps` on one config; both must end equal. Exports
     the straight run and returns its weights."""
     for name in ("straight", "halves"):
@@ -237,8 +255,9 @@ def test_8bit_adamw_trains_resumes_exactly_and_exports(kind, optimizer, digit_pa
     pytest.importorskip("bitsandbytes")
     from transformers import GotOcr2ForConditionalGeneration
 
-    trained = fit_halves_and_export(tmp_path, digit_pages, micro_model_dir, kind, HALF,
-                                    model={"optimizer": optimizer, "lr_schedule_steps": HALF})
+    trained = fit_halves_and_export(
+        tmp_path, digit_pages, micro_model_dir, kind, HALF, model={"optimizer": optimizer, "lr_schedule_steps": HALF}
+    )
     losses = logged(tmp_path / "straight", "train/loss")
     assert len(losses) == HALF and losses[-1] < losses[0]
     exported = GotOcr2ForConditionalGeneration.from_pretrained(tmp_path / "export").state_dict()
@@ -265,7 +284,9 @@ def test_lora_under_zero2_trains_resumes_and_exports_merged(digit_pages, micro_m
     data.setup("fit")
     batch = next(iter(data.train_dataloader()))
     with torch.no_grad():
-        stock = exported(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], pixel_values=batch["pixel_values"]).logits
+        stock = exported(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], pixel_values=batch["pixel_values"]
+        ).logits
         torch.testing.assert_close(stock, module.logits(batch), rtol=1e-4, atol=1e-4)
 
 
@@ -281,11 +302,26 @@ def fit_on_two_nodes(config_path: Path, *arguments: str) -> None:
     nodes = []
     for node_rank in (0, 1):
         environment = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=port, NODE_RANK=str(node_rank))
-        nodes.append(subprocess.Popen(
-            [str(executable()), "fit", "--config", str(config_path), *strategy("zero2"),
-             "--trainer.num_nodes", "2", "--trainer.devices", "1", *arguments],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment,
-        ))
+        nodes.append(
+            subprocess.Popen(
+                [
+                    str(executable()),
+                    "fit",
+                    "--config",
+                    str(config_path),
+                    *strategy("zero2"),
+                    "--trainer.num_nodes",
+                    "2",
+                    "--trainer.devices",
+                    "1",
+                    *arguments,
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env=environment,
+            )
+        )
     outputs = [node.communicate(timeout=600)[0] for node in nodes]
     for node, output in zip(nodes, outputs):
         assert node.returncode == 0, output[-4000:]
@@ -313,8 +349,17 @@ def test_validate_last_of_a_zero_run_scores_its_trained_weights_on_one_process_o
     validate = ["--trainer.limit_val_batches", "1.0", "--trainer.logger", "false"]
 
     def loss(root: Path, out: Path, *arguments: str) -> float:
-        result = run_executable("validate", "--config", str(root.with_suffix(".yaml")), "--ckpt_path", "last",
-                                "--trainer.default_root_dir", str(root), *validate, *arguments)
+        result = run_executable(
+            "validate",
+            "--config",
+            str(root.with_suffix(".yaml")),
+            "--ckpt_path",
+            "last",
+            "--trainer.default_root_dir",
+            str(root),
+            *validate,
+            *arguments,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         assert f"--ckpt_path last: using {last(root)}" in result.stderr
         metrics = json.loads((root / "metrics.json").read_text())
@@ -325,6 +370,16 @@ def test_validate_last_of_a_zero_run_scores_its_trained_weights_on_one_process_o
     one_process = loss(zero, tmp_path / "one.json", "--trainer.devices", "1")  # the ZeRO directory, consolidated
     on_ranks = loss(zero, tmp_path / "ranks.json", *strategy("zero2"))
     assert one_process == pytest.approx(trained, rel=1e-4) and on_ranks == pytest.approx(trained, rel=1e-4)
-    base = run_executable("validate", "--config", str(zero.with_suffix(".yaml")), "--trainer.default_root_dir",
-                          str(tmp_path / "base"), *validate, "--trainer.devices", "1")
-    assert base.returncode == 0 and json.loads((tmp_path / "base" / "metrics.json").read_text())["loss"] != pytest.approx(trained, rel=1e-3)
+    base = run_executable(
+        "validate",
+        "--config",
+        str(zero.with_suffix(".yaml")),
+        "--trainer.default_root_dir",
+        str(tmp_path / "base"),
+        *validate,
+        "--trainer.devices",
+        "1",
+    )
+    assert base.returncode == 0 and json.loads((tmp_path / "base" / "metrics.json").read_text())["loss"] != pytest.approx(
+        trained, rel=1e-3
+    )

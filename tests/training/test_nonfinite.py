@@ -5,8 +5,8 @@ import lightning as L
 import pytest
 import torch
 
-from got_lightning.training.checkpoints import RunCheckpoint
 from got_lightning.module import GotLightningModule
+from got_lightning.training.checkpoints import RunCheckpoint
 from got_lightning.training.nonfinite import NonFiniteGuard, NonFiniteTrainingError
 from tests.training_helpers import datamodule, trainer
 
@@ -33,7 +33,9 @@ class Snapshots(L.Callback):
         self.after = {}
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.after[trainer.global_step] = torch.cat([p.detach().flatten().clone() for p in pl_module.parameters() if p.requires_grad])
+        self.after[trainer.global_step] = torch.cat(
+            [p.detach().flatten().clone() for p in pl_module.parameters() if p.requires_grad]
+        )
 
 
 def test_a_nan_step_is_skipped_and_training_goes_on(micro_model_dir, digit_pages, tmp_path):

@@ -13,8 +13,15 @@ from tests.training_helpers import fit_config
 @pytest.mark.parametrize("max_epochs, expected", [(-1, "Epoch 4"), (6, "Epoch 4/5")])
 def test_the_epoch_shows_a_bound_only_when_there_is_one(max_epochs, expected, tmp_path):
     bar = GotProgressBar()
-    trainer = L.Trainer(max_epochs=max_epochs, max_steps=3, callbacks=[bar], logger=False, default_root_dir=tmp_path,
-                        enable_checkpointing=False, limit_val_batches=0)
+    trainer = L.Trainer(
+        max_epochs=max_epochs,
+        max_steps=3,
+        callbacks=[bar],
+        logger=False,
+        default_root_dir=tmp_path,
+        enable_checkpointing=False,
+        limit_val_batches=0,
+    )
     trainer.fit(BoringModel())
     assert bar._get_train_description(4).strip() == expected
 
@@ -23,7 +30,8 @@ def test_switching_the_progress_bar_off_on_the_command_line_drops_ours(micro_mod
     config = yaml.safe_load(fit_config(tmp_path / "c.yaml", digit_pages, micro_model_dir, tmp_path / "run").read_text())
     del config["trainer"]["callbacks"], config["trainer"]["enable_progress_bar"]  # the defaults, as a user's config has them
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
-    result = run_executable("fit", "--config", str(tmp_path / "c.yaml"), "--trainer.max_steps", "1",
-                            "--trainer.enable_progress_bar", "false")
+    result = run_executable(
+        "fit", "--config", str(tmp_path / "c.yaml"), "--trainer.max_steps", "1", "--trainer.enable_progress_bar", "false"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Epoch 0" not in result.stdout

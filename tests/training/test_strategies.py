@@ -1,13 +1,12 @@
 """DeepSpeed configuration on CPU: upstream's ZeRO JSON files through Lightning's DeepSpeedStrategy."""
 
 import json
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("deepspeed")
 
-from got_lightning.training.strategies import DeepSpeedConfigError, GotDeepSpeedStrategy, resolve_auto  # noqa: E402
+from got_lightning.training.strategies import DeepSpeedConfigError, GotDeepSpeedStrategy, resolve_auto
 from tests.helpers import REPO_ROOT
 
 ZERO = REPO_ROOT / "zero_config"
