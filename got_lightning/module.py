@@ -18,7 +18,7 @@ from got_lightning.data.windows import WindowPosition
 from got_lightning.evaluation.generation import GenerationArgs, decode, generate_ids, split_prompts
 from got_lightning.evaluation.held_out import SCORE_NAMES, HeldOutResults
 from got_lightning.evaluation.metrics import OcrMetrics
-from got_lightning.evaluation.results import one_or_all, scored_record
+from got_lightning.evaluation.results import scored_record, single_or_list
 from got_lightning.evaluation.scores import TextNormalization
 from got_lightning.model.feature_cache import FeatureCacheArgs, VisionFeatureCache, tower_fingerprint
 from got_lightning.model.freezing import Freezing, count_parameters, print_summary
@@ -360,7 +360,11 @@ class GotLightningModule(L.LightningModule):
         answers = self._generate(prompts, self.image_features(batch["pixel_values"]))
         results = []
         for images, paths, answer, reference in zip(batch["images"], batch["image_paths"], answers, batch["answers"]):
-            result = {"image": one_or_all(images), "image_path": one_or_all(paths), "prediction": decode(self.tokenizer, answer)}
+            result = {
+                "image": single_or_list(images),
+                "image_path": single_or_list(paths),
+                "prediction": decode(self.tokenizer, answer),
+            }
             if reference:
                 result["reference"] = reference
             results.append(result)

@@ -62,7 +62,7 @@ def _all_records(module: GotDataModule) -> tuple[GotDataset, list[Problem], int]
     return GotDataset(sources, np.concatenate(entries), module.builder), problems, records
 
 
-class _Summaries:
+class _SampleStats:
     """Builds each sample in a worker and returns only its summary, so memory stays bounded."""
 
     def __init__(self, dataset: GotDataset) -> None:
@@ -87,7 +87,7 @@ class _Summaries:
 def check(args: argparse.Namespace, console: Console) -> int:
     module = _data_module(args)
     dataset, problems, records = _all_records(module)
-    loader = DataLoader(_Summaries(dataset), batch_size=None, num_workers=args.workers)
+    loader = DataLoader(_SampleStats(dataset), batch_size=None, num_workers=args.workers)
     tokens, tiles, widths, heights, truncated = [], [], [], [], 0
     for summary in track(loader, description="checking records", console=console, disable=args.json):
         if "problem" in summary:
@@ -147,27 +147,60 @@ def _print_check(report: dict, problems: list[Problem], console: Console) -> Non
 
 def show(args: argparse.Namespace, console: Console) -> int:
     module = _data_module(args)
-    if args.annotations and not args.config:
-        dataset, _, _ = _all_records(module)
-        positions = dataset.entries[:, 1]
-        matches = np.flatnonzero(positions == args.index)
-        if not len(matches):
-            index = dataset.sources[0].index
-            reason = next((p.reason for p in index.problems if p.index == args.index), None)
-            raise ValueError(reason and f"record {args.index}: {reason}" or f"no record {args.index} (file has {len(index)})")
-        item = int(matches[0])
-    else:
-        module.setup("fit")
-        dataset = module.train_dataset if args.split == "train" else module.val_dataset
-        if not 0 <= args.index < len(dataset):
-            raise ValueError(f"--index {args.index} is outside the {args.split} split (size {len(dataset)})")
-        item = args.index
+    dataset, item = (
+        _record_in_file(module, args.index) if args.annotations and not args.config else _record_in_split(module, args)
+    )
     sample = dataset.build(item)
     if isinstance(sample, Problem):
         console.print(Text(f"BAD {sample}", style="red"))
         return 1
+    summary = _sample_summary(sample)
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False))
+        return 0
+    console.print(_render_prompt(module, summary["input_ids"], summary["labels"]))
+    for key in _SHOWN_FIELDS:
+        console.print(Text.assemble((key, "bold"), f": {summary[key]}"))
+    return 0
+
+
+_SHOWN_FIELDS = (
+    "dataset",
+    "record",
+    "tokens",
+    "image_tokens",
+    "supervised_tokens",
+    "num_tiles",
+    "tile_grids",
+    "image_sizes",
+    "pixel_values_shape",
+)
+
+
+def _record_in_file(module: GotDataModule, record: int) -> tuple[GotDataset, int]:
+    """`--annotations FILE --index N`: the N-th record of the file, whatever its split."""
+    dataset, _, _ = _all_records(module)
+    matches = np.flatnonzero(dataset.entries[:, 1] == record)
+    if not len(matches):
+        index = dataset.sources[0].index
+        reason = next((problem.reason for problem in index.problems if problem.index == record), None)
+        raise ValueError(f"record {record}: {reason}" if reason else f"no record {record} (file has {len(index)})")
+    return dataset, int(matches[0])
+
+
+def _record_in_split(module: GotDataModule, args: argparse.Namespace) -> tuple[GotDataset, int]:
+    """`--config FILE --split S --index N`: the N-th sample of a split, as training sees it."""
+    module.setup("fit")
+    dataset = module.train_dataset if args.split == "train" else module.val_dataset
+    if not 0 <= args.index < len(dataset):
+        raise ValueError(f"--index {args.index} is outside the {args.split} split (size {len(dataset)})")
+    return dataset, args.index
+
+
+def _sample_summary(sample: dict) -> dict:
+    """What `data show` prints: the model's inputs and the counts a user checks them by."""
     input_ids, labels = sample["input_ids"].tolist(), sample["labels"].tolist()
-    summary = {
+    return {
         "dataset": sample["key"][0],
         "record": sample["key"][1],
         "input_ids": input_ids,
@@ -182,23 +215,6 @@ def show(args: argparse.Namespace, console: Console) -> int:
         "supervised_tokens": sum(label != IGNORE_INDEX for label in labels),
         "truncated": sample["truncated"],
     }
-    if args.json:
-        print(json.dumps(summary, ensure_ascii=False))
-        return 0
-    console.print(_render_prompt(module, input_ids, labels))
-    for key in (
-        "dataset",
-        "record",
-        "tokens",
-        "image_tokens",
-        "supervised_tokens",
-        "num_tiles",
-        "tile_grids",
-        "image_sizes",
-        "pixel_values_shape",
-    ):
-        console.print(Text.assemble((key, "bold"), f": {summary[key]}"))
-    return 0
 
 
 def _render_prompt(module: GotDataModule, input_ids: list[int], labels: list[int]) -> Text:

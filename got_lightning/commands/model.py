@@ -9,7 +9,13 @@ from got_lightning.model.presets import PRESETS
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     init = subparsers.add_parser("init", help="write a random model of a size preset (real GOT tokenizer)")
-    init.add_argument("--preset", required=True, choices=sorted(PRESETS))
+    init.add_argument(
+        "--preset",
+        required=True,
+        choices=sorted(PRESETS),
+        help="got: the released GOT-OCR2.0 layout (580M); tiny, micro: small random models for the demo and tests; "
+        "encoder1024: the real encoder with a tiny decoder, for benchmarks only",
+    )
     init.add_argument("--output", required=True, help="directory to write (transformers format)")
     init.add_argument("--seed", type=int, default=0, help="same seed, same weights")
     convert = subparsers.add_parser("convert", help="original GOT checkpoint (GOTQwenForCausalLM) to transformers")

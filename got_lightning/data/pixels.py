@@ -12,10 +12,12 @@ from PIL import Image
 from got_lightning.data.images import check_decodes, decode_pixels, open_image, oriented_size
 from got_lightning.data.resample import resize_bicubic
 from got_lightning.data.tiling import cut_tiles, tile_grid
-from got_lightning.tokens import CLIP_MEAN, CLIP_STD
 
 ImageMode = Literal["resize", "pad", "tiles"]
 IMAGE_MODES: tuple[str, ...] = ("resize", "pad", "tiles")
+# GOT normalizes with CLIP's per-channel statistics.
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 # (x / 255 - mean) / std as one multiply and one subtraction.
 _SCALE = 1.0 / (255.0 * torch.tensor(CLIP_STD).view(3, 1, 1))
 _SHIFT = torch.tensor(CLIP_MEAN).view(3, 1, 1) / torch.tensor(CLIP_STD).view(3, 1, 1)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
@@ -12,6 +14,8 @@ from got_lightning.data.images import open_image, oriented_size, resolve_image_p
 from got_lightning.data.pixels import PageProcessor
 from got_lightning.data.prompt import PromptBuilder
 from got_lightning.data.records import GPT, Record
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -59,33 +63,22 @@ class SampleBuilder:
         """Model inputs for a record; raises `BadSampleError` naming the image where one is at fault.
         With `pixels=False` every image is still decoded, but no pixel tensor is built."""
         sources = self.resolve(record, image_root)
-        sizes, tiles_per_image = [], []
-        for source in sources:
-            try:
-                sizes.append(self.page_size(source))
-            except BadSampleError as error:
-                raise BadSampleError(error.reason, image=source.ref) from error
-            tiles_per_image.append(self.count_tiles(source, sizes[-1]))
+        sizes = [_blaming(source, self.page_size) for source in sources]
+        tiles_per_image = [self.count_tiles(source, size) for source, size in zip(sources, sizes)]
         tokens = self.prompts.build(record, self.tiles_per_placeholder(record, tiles_per_image))
-        tiles = []
-        for source in sources:
-            try:
-                if pixels:
-                    tiles.extend(self._decode(source))
-                else:
-                    for path in source.files:
-                        self.pages.verify(path)
-            except BadSampleError as error:
-                raise BadSampleError(error.reason, image=source.ref) from error
-        pixel_values = None
         if pixels:
+            tiles = [tile for source in sources for tile in _blaming(source, self._decode)]
             pixel_values = tiles[0] if len(tiles) == 1 else torch.cat(tiles)
+        else:
+            for source in sources:
+                _blaming(source, self._verify)
+            pixel_values = None
         answers = [turn.text for turn in record.turns if turn.role == GPT]
         return {
             "input_ids": torch.tensor(tokens.input_ids, dtype=torch.long),
             "labels": torch.tensor(tokens.labels, dtype=torch.long),
             "pixel_values": pixel_values,
-            "num_tiles": pixel_values.shape[0] if pixels else sum(tiles_per_image),
+            "num_tiles": sum(tiles_per_image) if pixel_values is None else pixel_values.shape[0],
             "images": [source.ref for source in sources],
             "image_paths": [str(source.files[0].parent if source.is_tile_folder else source.files[0]) for source in sources],
             "truncated": tokens.truncated,
@@ -95,7 +88,19 @@ class SampleBuilder:
             "grids": [None if source.is_tile_folder else self.pages.grid(*size) for source, size in zip(sources, sizes)],
         }
 
+    def _verify(self, source: ResolvedImage) -> None:
+        for path in source.files:
+            self.pages.verify(path)
+
     def _decode(self, source: ResolvedImage) -> list[torch.Tensor]:
         if source.is_tile_folder:
             return [self.pages.single_tile(path) for path in source.files]
         return [self.pages.page_tiles(source.files[0])]
+
+
+def _blaming(source: ResolvedImage, read: Callable[[ResolvedImage], T]) -> T:
+    """`read(source)`, with a `BadSampleError` it raises naming the image at fault."""
+    try:
+        return read(source)
+    except BadSampleError as error:
+        raise BadSampleError(error.reason, image=source.ref) from error

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from transformers import GotOcr2ForConditionalGeneration, PreTrainedTokenizerBase
@@ -125,8 +126,33 @@ def generate_ids(
     `generation_head` for a faster one on CPU).
     """
     head = output_head or model.lm_head
-    device = image_features.device
-    ids, mask = (tensor.to(device) for tensor in left_pad(prompts))
+    blocker = NgramBlocker(args.no_repeat_ngram_size, prompts) if args.no_repeat_ngram_size else None
+    output, rows = _prefill(model, prompts, image_features, blocker)
+    done_here = False
+    for step in range(args.max_new_tokens):
+        scores = head(output.last_hidden_state[:, -1]).float()
+        if blocker:
+            blocker.ban(scores)
+        tokens = scores.max(dim=-1).indices
+        if not done_here:
+            running = rows.append(tokens.tolist())
+            done_here = not running or step == args.max_new_tokens - 1
+        if all_finished(done_here):
+            break
+        if not done_here:
+            tokens = rows.keep(running, tokens)
+        output = rows.step(model, tokens)
+    return rows.answers
+
+
+def _prefill(
+    model: GotOcr2ForConditionalGeneration,
+    prompts: list[list[int]],
+    image_features: torch.Tensor,
+    blocker: NgramBlocker | None,
+) -> tuple[Any, _LiveRows]:
+    """Run the left-padded prompts once, filling the KV cache."""
+    ids, mask = (tensor.to(image_features.device) for tensor in left_pad(prompts))
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     output = model.model(
         input_ids=ids,
@@ -135,43 +161,54 @@ def generate_ids(
         mm_encoder_outputs={"image": BaseModelOutputWithPooling(pooler_output=image_features)},
         use_cache=True,
     )
-    cache, next_positions = output.past_key_values, positions[:, -1:] + 1
-    blocker = NgramBlocker(args.no_repeat_ngram_size, prompts) if args.no_repeat_ngram_size else None
-    live, answers, done_here = list(range(len(prompts))), [[] for _ in prompts], False
-    for step in range(args.max_new_tokens):
-        scores = head(output.last_hidden_state[:, -1]).float()
-        if blocker:
-            blocker.ban(scores)
-        tokens = scores.max(dim=-1).indices
-        if not done_here:
-            token_list, running = tokens.tolist(), []
-            for position, (row, token) in enumerate(zip(live, token_list)):
-                if token != IM_END_ID:
-                    answers[row].append(token)
-                    running.append(position)
-            done_here = not running or step == args.max_new_tokens - 1
-        if all_finished(done_here):
-            break
-        if not done_here:
-            if len(running) < len(live):
-                keep = torch.tensor(running, device=device)
-                cache.batch_select_indices(keep)
-                mask, tokens, next_positions = mask[keep], tokens[keep], next_positions[keep]
-                live = [live[position] for position in running]
-                if blocker:
-                    blocker.keep(running)
-            if blocker:
-                blocker.add([token_list[position] for position in running])
-        mask = torch.cat([mask, mask.new_ones(len(live), 1)], dim=1)
+    return output, _LiveRows(len(prompts), mask, positions[:, -1:] + 1, output.past_key_values, blocker)
+
+
+class _LiveRows:
+    """The rows still generating: each one's answer so far, and the batch state that shrinks with
+    them (attention mask, next positions, KV cache, n-gram index)."""
+
+    def __init__(
+        self, count: int, mask: torch.Tensor, next_positions: torch.Tensor, cache: Any, blocker: NgramBlocker | None
+    ) -> None:
+        self.rows = list(range(count))
+        self.answers: list[list[int]] = [[] for _ in range(count)]
+        self.mask, self.next_positions, self.cache, self.blocker = mask, next_positions, cache, blocker
+
+    def append(self, tokens: list[int]) -> list[int]:
+        """Add each live row's new token to its answer; returns the batch positions still running."""
+        running = []
+        for position, (row, token) in enumerate(zip(self.rows, tokens)):
+            if token != IM_END_ID:
+                self.answers[row].append(token)
+                running.append(position)
+        return running
+
+    def keep(self, running: list[int], tokens: torch.Tensor) -> torch.Tensor:
+        """Drop the finished rows from the batch (KV cache included); returns the kept rows' tokens."""
+        if len(running) < len(self.rows):
+            keep = torch.tensor(running, device=tokens.device)
+            self.cache.batch_select_indices(keep)
+            self.mask, self.next_positions, tokens = self.mask[keep], self.next_positions[keep], tokens[keep]
+            self.rows = [self.rows[position] for position in running]
+            if self.blocker:
+                self.blocker.keep(running)
+        if self.blocker:
+            self.blocker.add(tokens.tolist())
+        return tokens
+
+    def step(self, model: GotOcr2ForConditionalGeneration, tokens: torch.Tensor) -> Any:
+        """One decoding step: feed each row's last token."""
+        self.mask = torch.cat([self.mask, self.mask.new_ones(len(self.rows), 1)], dim=1)
         output = model.model(
             input_ids=tokens[:, None],
-            attention_mask=mask,
-            position_ids=next_positions,
-            past_key_values=cache,
+            attention_mask=self.mask,
+            position_ids=self.next_positions,
+            past_key_values=self.cache,
             use_cache=True,
         )
-        next_positions = next_positions + 1
-    return answers
+        self.next_positions = self.next_positions + 1
+        return output
 
 
 @torch.no_grad()

@@ -13,7 +13,7 @@ PREDICTIONS_FILE = "predictions.jsonl"
 METRICS_FILE = "metrics.json"
 
 
-def one_or_all(values: list[str]) -> str | list[str]:
+def single_or_list(values: list[str]) -> str | list[str]:
     """A record's single image as a string, several as a list."""
     return values[0] if len(values) == 1 else values
 
@@ -32,8 +32,8 @@ def scored_record(
     return {
         "dataset": key[0],
         "position": key[1],
-        "image": one_or_all(images),
-        "image_path": one_or_all(image_paths),
+        "image": single_or_list(images),
+        "image_path": single_or_list(image_paths),
         "reference": reference,
         "prediction": prediction,
         "cer": score.cer,
