@@ -13,7 +13,7 @@ from got_lightning.model.loading import load_model
 from tests.helpers import run_executable, write_original_dir
 from tests.training_helpers import fit_config
 
-pytestmark = pytest.mark.xdist_group("base_install")  # one worker builds the module's shared runs
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("base_install")]  # one worker builds the module's shared runs
 
 EXTRAS = ("peft", "bitsandbytes", "deepspeed")
 

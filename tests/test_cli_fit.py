@@ -96,6 +96,7 @@ def test_a_broken_training_image_is_skipped_not_fatal(micro_model_dir, digit_pag
     assert "train/skipped_samples" in metrics.splitlines()[0]
 
 
+@pytest.mark.slow
 def test_checkpoints_fall_on_accumulation_window_ends_and_resume_exactly(micro_model_dir, digit_pages, tmp_path, caplog):
     # Accumulation 2; validation asked every 3 micro-batches (moved to every 4), and also counted
     # across epochs (11 micro-batches per epoch end on a partial window, so later multiples of 4
@@ -147,7 +148,7 @@ def test_a_run_whose_every_training_image_is_unreadable_stops_with_the_reason(mi
     assert "x image file not found" in last_line and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("max_epochs", [-1, 1])
+@pytest.mark.parametrize("max_epochs", [-1, pytest.param(1, marks=pytest.mark.slow)])
 def test_a_last_checkpoint_written_where_max_steps_ended_mid_epoch_resumes_mid_epoch(
     max_epochs, micro_model_dir, digit_pages, tmp_path
 ):

@@ -2,6 +2,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers import REPO_ROOT, text_page
 
 TOOLS = REPO_ROOT / "tools"
@@ -47,6 +49,7 @@ def test_make_synthetic_is_deterministic(tmp_path):
     assert (tmp_path / "a" / "images" / "000004.png").read_bytes() == (tmp_path / "b" / "images" / "000004.png").read_bytes()
 
 
+@pytest.mark.slow
 def test_bench_gpu_runs_ours_and_the_trainer_and_names_what_cannot_run(tmp_path):
     command = [
         sys.executable,

@@ -107,6 +107,7 @@ def test_fit_validates_per_step_and_keeps_the_best_checkpoint(micro_model_dir, d
     assert best[0].name.startswith(f"best-step={best_step}-cer={cers[best_step]:.4f}")
 
 
+@pytest.mark.slow
 def test_ddp_with_two_processes_gives_the_single_process_metrics(image_sensitive_model_dir, digit_pages, tmp_path):
     # 13 held-out pages: rank 0 gets 7 (batches of 2, 2, 2, 1), rank 1 gets 6 (2, 2, 2).
     single_root, ddp_root = tmp_path / "single", tmp_path / "ddp"

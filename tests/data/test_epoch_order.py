@@ -12,7 +12,7 @@ from got_lightning.data.sampler import TrainBatchSampler
 from got_lightning.data.synthetic import PageStyle, make_dataset
 from tests.training_helpers import datamodule, fit_config, read_batch_keys
 
-pytestmark = pytest.mark.xdist_group("epoch_order")  # one worker builds the module's shared runs
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("epoch_order")]  # one worker builds the module's shared runs
 
 RECORDER = "tests.training_helpers.BatchKeyRecorder"
 

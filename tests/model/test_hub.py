@@ -59,6 +59,7 @@ def one_page(tmp_path: Path) -> Path:
     return write_json(tmp_path / "one.json", [record("page.png")])
 
 
+@pytest.mark.slow
 def test_fit_resume_validate_and_export_by_hub_id_offline(environment, micro_model_dir, digit_pages, tmp_path):
     hub_cache(tmp_path / "hub", "acme/got-micro", micro_model_dir)
     env = offline(environment)
@@ -94,6 +95,7 @@ def test_fit_resume_validate_and_export_by_hub_id_offline(environment, micro_mod
     torch.testing.assert_close(exported[name], checkpoint["state_dict"][f"got.{name}"])
 
 
+@pytest.mark.slow
 def test_a_branch_other_than_main_and_a_commit_select_their_snapshot(environment, micro_model_dir, tmp_path):
     tiny = init_model_dir("tiny", tmp_path / "tiny", seed=1)
     hub_cache(tmp_path / "hub", "acme/got", micro_model_dir)
@@ -135,6 +137,7 @@ def original_repo(folder: Path, micro_model_dir: Path) -> FakeRepo:
     return FakeRepo.of_folder(folder)
 
 
+@pytest.mark.slow
 def test_the_original_repository_by_id_is_downloaded_converted_once_and_runs_no_remote_code(
     environment, micro_model_dir, tmp_path
 ):

@@ -26,7 +26,13 @@ def loss_and_gradients(module, batch):
     return loss_sum / count, {name: p.grad for name, p in module.named_parameters() if p.grad is not None}
 
 
-@pytest.mark.parametrize("settings", [{"attn_implementation": "eager"}, {"compile": True}], ids=["eager", "compiled"])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        pytest.param({"attn_implementation": "eager"}, id="eager"),
+        pytest.param({"compile": True}, id="compiled", marks=pytest.mark.slow),
+    ],
+)
 def test_kernel_choice_keeps_loss_gradients_and_parameter_names(micro_model_dir, batch, settings):
     torch.manual_seed(0)
     reference = GotLightningModule(str(micro_model_dir))

@@ -50,6 +50,7 @@ def test_validate_last_scores_the_trained_model_not_the_base(trained, tmp_path):
     assert metrics(tmp_path / "base")["loss"] != pytest.approx(after["loss"], rel=1e-3)
 
 
+@pytest.mark.slow
 def test_test_best_and_predict_last_use_the_named_checkpoints(trained, digit_pages, tmp_path):
     config, run = trained
     steps = {step: metrics(run / "validation" / f"step-{step:06d}")["cer"] for step in (2, 4)}
@@ -80,7 +81,7 @@ def test_test_best_and_predict_last_use_the_named_checkpoints(trained, digit_pag
 
 
 @pytest.mark.parametrize("subcommand", ["fit", "validate", "test", "predict"])
-@pytest.mark.parametrize("name", ["last", "best"])
+@pytest.mark.parametrize("name", ["last", pytest.param("best", marks=pytest.mark.slow)])
 def test_no_such_checkpoint_is_one_clear_error(subcommand, name, micro_model_dir, digit_pages, tmp_path):
     config = fit_config(tmp_path / "c.yaml", digit_pages, micro_model_dir, tmp_path / "fresh")
     result = run_executable(subcommand, "--config", str(config), "--ckpt_path", name, "--data.predict_input", str(digit_pages))

@@ -19,7 +19,7 @@ from got_lightning.cli import main
 from got_lightning.training.checkpoints import STAGING_MARK
 from tests.training_helpers import fit_config
 
-pytestmark = pytest.mark.xdist_group("crash_safety")  # one worker builds the module's shared runs
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("crash_safety")]  # one worker builds the module's shared runs
 
 SCHEDULE = {"model": {"lr_schedule_steps": 400}}
 

@@ -80,7 +80,12 @@ def assert_same_weights(a: dict, b: dict, across_strategies: bool = False, **tol
             # divides the float noise left there by its own size and moves the bias by about the
             # learning rate in a direction set by rounding, which differs between two reduction orders.
             continue
-        torch.testing.assert_close(b[name].float(), tensor.float(), msg=name, **(tolerance or {"rtol": 1e-5, "atol": 1e-7}))
+        torch.testing.assert_close(
+            b[name].float(),
+            tensor.float(),
+            msg=lambda detail, name=name: f"{name}: {detail}",
+            **(tolerance or {"rtol": 1e-5, "atol": 1e-7}),
+        )
 
 
 class Runs:
@@ -332,8 +337,11 @@ def test_two_nodes_of_one_device_fit_and_resume_like_two_devices_on_one_node(run
     fit_on_two_nodes(path, "--trainer.max_steps", str(HALF))
     assert json.loads((last(tmp_path / "nodes") / COMPLETE_MARK).read_text())["world_size"] == 2
     fit_on_two_nodes(path, "--trainer.max_steps", str(STEPS), "--ckpt_path", "last")
-    # Same ranks, batches and reductions; gloo over TCP between "nodes" may sum in another order.
-    assert_same_weights(weights(runs.straight("zero2")), weights(tmp_path / "nodes"), across_strategies=True)
+    # Same ranks, batches and reductions; gloo over TCP between "nodes" may sum in another order, and
+    # Adam turns that rounding into weight differences of a few 1e-7 (seen: 4.9e-7 on 1 of 2048).
+    assert_same_weights(
+        weights(runs.straight("zero2")), weights(tmp_path / "nodes"), across_strategies=True, rtol=1e-5, atol=1e-6
+    )
     assert logged(tmp_path / "nodes", "train/loss") == pytest.approx(logged(runs.straight("zero2"), "train/loss"), rel=1e-5)
 
 
