@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import torch
 
@@ -5,6 +7,12 @@ from got_lightning.data.synthetic import PageStyle, make_dataset
 from got_lightning.model.loading import init_model_dir, save_model_dir
 from got_lightning.model.presets import random_model
 from got_lightning.tokenizer import build_got_tokenizer
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One thread per worker, for its subprocesses too: the workers already fill the cores, and
+    # oversubscribed threads slow every test down.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

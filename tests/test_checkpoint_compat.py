@@ -3,6 +3,7 @@ keys, hyperparameters and loop state are a public contract."""
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from got_lightning.export import module_from_checkpoint
@@ -12,6 +13,7 @@ from tests.training_helpers import fit_config
 OLD = Path(__file__).parent / "fixtures" / "projector-step2-before-layout.ckpt"
 
 
+@pytest.mark.slow
 def test_an_old_checkpoint_loads_resumes_and_exports(micro_model_dir, digit_pages, tmp_path):
     saved = torch.load(OLD, weights_only=True)
     module = module_from_checkpoint(OLD, model_path=str(micro_model_dir))

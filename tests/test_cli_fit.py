@@ -148,7 +148,8 @@ def test_a_run_whose_every_training_image_is_unreadable_stops_with_the_reason(mi
     assert "x image file not found" in last_line and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("max_epochs", [-1, pytest.param(1, marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("max_epochs", [-1, 1])
 def test_a_last_checkpoint_written_where_max_steps_ended_mid_epoch_resumes_mid_epoch(
     max_epochs, micro_model_dir, digit_pages, tmp_path
 ):

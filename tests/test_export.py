@@ -57,6 +57,7 @@ def test_export_merges_lora_keeps_frozen_weights_and_gives_the_same_logits(micro
     torch.testing.assert_close(theirs, ours, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_the_export_carries_a_model_card_for_the_hub(micro_model_dir, digit_pages, tmp_path):
     run = tmp_path / "run"
     config = fit_config(

@@ -41,6 +41,7 @@ def test_guji_recipe_is_the_user_story_run(capsys):
     assert config["checkpoint"]["every_n_train_steps"] == 200
 
 
+@pytest.mark.slow
 def test_demo_recipe_builds_everything_and_trains(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     overrides = ["--trainer.max_steps", "4", "--trainer.val_check_interval", "4", "--validate_before_fit", "false"]

@@ -44,6 +44,7 @@ def test_two_epochs_with_the_cache_end_with_the_same_weights(micro_model_dir, di
         assert torch.equal(weights[True][name], tensor), name
 
 
+@pytest.mark.slow
 def test_another_model_or_image_mode_never_reads_stale_features(micro_model_dir, digit_pages, tmp_path):
     shared = {"directory": str(tmp_path / "cache")}
     other_dir = init_model_dir("micro", tmp_path / "other", seed=1)
