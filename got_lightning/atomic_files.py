@@ -1,5 +1,5 @@
 """Files and folders that are never seen half-written: written under a temporary name beside the
-target, flushed to disk, then renamed over it."""
+target, flushed to disk (unless a cache of recomputable entries asks not to), then renamed over it."""
 
 from __future__ import annotations
 
@@ -30,20 +30,24 @@ def fsync_directory(folder: Path) -> None:
         os.close(handle)
 
 
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call `write` on a temporary file beside `path`, fsync it and rename it to `path`."""
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None], durable: bool = True) -> Path:
+    """Call `write` on a temporary file beside `path` and rename it to `path`. `durable` also
+    fsyncs the file and the rename, so that they survive a power cut; a cache whose entries can be
+    recomputed skips that cost."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = staging_path(path)
     try:
         with open(staging, "wb") as handle:
             write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(staging, path)
     finally:
         staging.unlink(missing_ok=True)
-    fsync_directory(path.parent)
+    if durable:
+        fsync_directory(path.parent)
     return path
 
 

@@ -148,7 +148,9 @@ def _print_check(report: dict, problems: list[Problem], console: Console) -> Non
 def show(args: argparse.Namespace, console: Console) -> int:
     module = _data_module(args)
     dataset, item = (
-        _record_in_file(module, args.index) if args.annotations and not args.config else _record_in_split(module, args)
+        _record_in_file(module, args.index)
+        if args.annotations and not args.config
+        else _record_in_split(module, args.split, args.index)
     )
     sample = dataset.build(item)
     if isinstance(sample, Problem):
@@ -188,13 +190,13 @@ def _record_in_file(module: GotDataModule, record: int) -> tuple[GotDataset, int
     return dataset, int(matches[0])
 
 
-def _record_in_split(module: GotDataModule, args: argparse.Namespace) -> tuple[GotDataset, int]:
+def _record_in_split(module: GotDataModule, split: str, item: int) -> tuple[GotDataset, int]:
     """`--config FILE --split S --index N`: the N-th sample of a split, as training sees it."""
     module.setup("fit")
-    dataset = module.train_dataset if args.split == "train" else module.val_dataset
-    if not 0 <= args.index < len(dataset):
-        raise ValueError(f"--index {args.index} is outside the {args.split} split (size {len(dataset)})")
-    return dataset, args.index
+    dataset = module.train_dataset if split == "train" else module.val_dataset
+    if not 0 <= item < len(dataset):
+        raise ValueError(f"--index {item} is outside the {split} split (size {len(dataset)})")
+    return dataset, item
 
 
 def _sample_summary(sample: dict) -> dict:

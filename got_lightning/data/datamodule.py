@@ -125,10 +125,10 @@ class GotDataModule(L.LightningDataModule):
         self.predict_input = predict_input
         self.predict_prompt = as_options(PredictPrompt, predict_prompt, PredictPrompt())
         self.train_dataset: GotDataset | None = None
-        self._loaders: list[StatefulDataLoader] = []
         self.val_dataset: GotDataset | None = None
         self.summaries: list[SplitSummary] = []
         self.index_problems: list[Problem] = []
+        self._loaders: list[StatefulDataLoader] = []
         self.held_out_problems: list[Problem] = []
 
     @cached_property
@@ -179,17 +179,19 @@ class GotDataModule(L.LightningDataModule):
             spec, index = dataset.spec, dataset.train.index
             self.index_problems += dataset.problems
             sources.append(dataset.train)
-            source_id = val_id = len(sources) - 1
-            if dataset.held_out is not None:
-                self.held_out_problems += dataset.held_out.index.problems
+            source_id = len(sources) - 1
+            if dataset.held_out is None:
+                fraction = self.val_fraction if spec.val_fraction is None else spec.val_fraction
+                train, held_out = split_positions(index.split_points, fraction)
+                val_id, left_out = source_id, 0
+            else:
+                val_index = dataset.held_out.index
+                self.held_out_problems += val_index.problems
                 sources.append(dataset.held_out)
                 val_id = len(sources) - 1
-            val_index = None if dataset.held_out is None else dataset.held_out.index
-            fraction = self.val_fraction if spec.val_fraction is None else spec.val_fraction
-            train, held_out = split_positions(index.split_points, fraction, None if val_index is None else val_index.split_points)
-            if val_index is not None:
+                train, _ = split_positions(index.split_points, 0.0, val_index.split_points)
                 held_out = val_index.valid_positions
-            left_out = len(index.valid_positions) - len(train) - (0 if val_index is not None else len(held_out))
+                left_out = len(index.valid_positions) - len(train)
             repeated = repeat_positions(train, index.split_points, spec.repeat)
             train_entries.append(np.stack([np.full(len(repeated), source_id), repeated], axis=1))
             val_entries.append(np.stack([np.full(len(held_out), val_id), held_out], axis=1))

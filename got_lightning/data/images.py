@@ -166,7 +166,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
         return image
     if mode.startswith("I") or mode == "F":
         image = Image.fromarray(_to_uint8(np.asarray(image), mode), mode="L")
-    elif mode == "P" and "transparency" in image.info or mode in ("PA", "La", "RGBa"):
+    elif (mode == "P" and "transparency" in image.info) or mode in ("PA", "La", "RGBa"):
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA"):
         background = Image.new("RGB", image.size, WHITE)

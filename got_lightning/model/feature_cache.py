@@ -119,5 +119,5 @@ class VisionFeatureCache:
                 self._disk_full_reported = True
             return
         path = self.directory / f"{key}.safetensors"
-        atomic_write(path, lambda handle: handle.write(save({"features": features})))
+        atomic_write(path, lambda handle: handle.write(save({"features": features})), durable=False)
         self.disk_bytes += path.stat().st_size

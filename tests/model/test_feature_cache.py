@@ -28,6 +28,7 @@ def test_cached_loss_equals_uncached_loss_on_every_pass(micro_model_dir, digit_p
     assert (cached.feature_cache.misses, cached.feature_cache.hits) == (tiles, tiles)
 
 
+@pytest.mark.slow
 def test_two_epochs_with_the_cache_end_with_the_same_weights(micro_model_dir, digit_pages, tmp_path):
     weights = {}
     for cache in (False, True):
@@ -78,3 +79,16 @@ def test_memory_cache_stays_within_its_bound():
 def test_cache_with_a_training_tower_is_refused(micro_model_dir):
     with pytest.raises(ValueError, match="freeze_vision_tower"):
         GotLightningModule(str(micro_model_dir), cache_vision_features=True, freeze_vision_tower=False)
+
+
+def test_disk_entries_are_renamed_into_place_without_a_flush_to_disk_per_tile(tmp_path, monkeypatch):
+    """A cache entry lost to a power cut is recomputed: the disk cache skips the two fsyncs that cost
+    a checkpoint-grade write about 10x a plain one per tile (1.4 vs 0.14 ms for 512 KB here)."""
+    flushes = []
+    monkeypatch.setattr("os.fsync", lambda handle: flushes.append(handle))
+    cache = VisionFeatureCache("fingerprint", FeatureCacheArgs(directory=str(tmp_path)))
+    tiles = torch.rand(3, 3, 8, 8)
+    first = cache.features(tiles, lambda pixels: pixels.mean(dim=1))
+    assert flushes == [] and len(list((tmp_path / "fingerprint").glob("*.safetensors"))) == 3
+    assert not list((tmp_path / "fingerprint").glob(".*"))  # nothing staged is left behind
+    assert torch.equal(cache.features(tiles, lambda pixels: pixels * 0), first) and cache.hits == 3

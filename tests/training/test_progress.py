@@ -26,6 +26,7 @@ def test_the_epoch_shows_a_bound_only_when_there_is_one(max_epochs, expected, tm
     assert bar._get_train_description(4).strip() == expected
 
 
+@pytest.mark.slow
 def test_switching_the_progress_bar_off_on_the_command_line_drops_ours(micro_model_dir, digit_pages, tmp_path):
     config = yaml.safe_load(fit_config(tmp_path / "c.yaml", digit_pages, micro_model_dir, tmp_path / "run").read_text())
     del config["trainer"]["callbacks"], config["trainer"]["enable_progress_bar"]  # the defaults, as a user's config has them
