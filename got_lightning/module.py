@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from dataclasses import asdict
 from typing import Any
@@ -14,12 +15,15 @@ from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torchmetrics import MeanMetric
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
+from got_lightning.data.predict import FOLDER_INPUT
 from got_lightning.data.windows import WindowPosition
-from got_lightning.evaluation.generation import GenerationArgs, decode, generate_ids, split_prompts
 from got_lightning.evaluation.held_out import SCORE_NAMES, HeldOutResults
 from got_lightning.evaluation.metrics import OcrMetrics
-from got_lightning.evaluation.results import scored_record, single_or_list
+from got_lightning.evaluation.results import prediction_line, scored_record
 from got_lightning.evaluation.scores import TextNormalization
+from got_lightning.generation.batch import Answer
+from got_lightning.generation.greedy import GenerationArgs, decode, generate_answers
+from got_lightning.generation.prompts import split_prompts
 from got_lightning.model.feature_cache import FeatureCacheArgs, VisionFeatureCache, tower_fingerprint
 from got_lightning.model.freezing import Freezing, count_parameters, print_summary
 from got_lightning.model.hub import DEFAULT_REVISION, resolve_model_path
@@ -321,7 +325,7 @@ class GotLightningModule(L.LightningModule):
         prompts, _ = split_prompts(batch["input_ids"], batch["labels"])
         answers = self._generate(prompts, features)
         scored = [
-            scored_record(key, images, paths, decode(self.tokenizer, answer), reference, self.normalization)
+            scored_record(key, images, paths, decode(self.tokenizer, answer.ids), reference, self.normalization)
             for key, images, paths, answer, reference in zip(
                 batch["keys"], batch["images"], batch["image_paths"], answers, batch["answers"]
             )
@@ -329,11 +333,11 @@ class GotLightningModule(L.LightningModule):
         self.val_metrics.update([score for _, score in scored])
         self.held_out.add([record for record, _ in scored], [])
 
-    def _generate(self, prompts: list[list[int]], features: torch.Tensor) -> list[list[int]]:
+    def _generate(self, prompts: list[list[int]], features: torch.Tensor) -> list[Answer]:
         if self._output_head is None:
             # Built once per evaluation epoch, for its first (full) batch: the weights stay put until its end.
             self._output_head = generation_head(self.got.lm_head, len(prompts))
-        return generate_ids(self.got, prompts, features, self.generation, all_ranks_finished(self.trainer), self._output_head)
+        return generate_answers(self.got, prompts, features, self.generation, all_ranks_finished(self.trainer), self._output_head)
 
     @property
     def _prefix(self) -> str:
@@ -356,19 +360,25 @@ class GotLightningModule(L.LightningModule):
         """Greedy OCR of a batch: one dict per sample (a reference too when the input had answers)."""
         if not batch["size"]:
             return []
+        started = time.perf_counter()
         prompts, _ = split_prompts(batch["input_ids"], batch["labels"])
         answers = self._generate(prompts, self.image_features(batch["pixel_values"]))
-        results = []
-        for images, paths, answer, reference in zip(batch["images"], batch["image_paths"], answers, batch["answers"]):
-            result = {
-                "image": single_or_list(images),
-                "image_path": single_or_list(paths),
-                "prediction": decode(self.tokenizer, answer),
-            }
-            if reference:
-                result["reference"] = reference
-            results.append(result)
-        return results
+        return [
+            prediction_line(
+                images,
+                paths,
+                decode(self.tokenizer, answer.ids),
+                new_tokens=len(answer.ids),
+                truncated=answer.truncated,
+                confidence=answer.confidence,
+                seconds=answer.finished_at - started,
+                position=None if key[0] == FOLDER_INPUT else key[1],
+                reference=reference,
+            )
+            for key, images, paths, answer, reference in zip(
+                batch["keys"], batch["images"], batch["image_paths"], answers, batch["answers"]
+            )
+        ]
 
     def on_predict_epoch_end(self) -> None:
         self._output_head = None

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 from PIL import Image
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from got_lightning.data.collate import Collator
@@ -130,6 +130,9 @@ class GotDataModule(L.LightningDataModule):
         self.index_problems: list[Problem] = []
         self._loaders: list[StatefulDataLoader] = []
         self.held_out_problems: list[Problem] = []
+        self.predict_keys: list[str | int] | None = None
+        self.predict_index_problems: list[Problem] = []
+        self._predicted: set[str | int] = set()
 
     @cached_property
     def model_dir(self) -> Path | None:
@@ -261,21 +264,45 @@ class GotDataModule(L.LightningDataModule):
         return self.val_dataloader()
 
     def predict_dataset(self) -> Dataset:
-        """The images of `predict_input`, or every valid record of an annotation file."""
+        """The images of `predict_input`, or every valid record of an annotation file; sets
+        `predict_keys`, every input in order (image paths, or record positions)."""
         if self.predict_input is None:
             raise ValueError("set data.predict_input to a folder of images, a list file or an annotation file")
         if is_annotation_file(self.predict_input):
             index = build_index(self.predict_input, "predict")
             for problem in index.problems:
-                log.warning("bad record skipped: %s", problem)
+                log.warning("bad record: %s", problem)
+            self.predict_index_problems = index.problems
+            self.predict_keys = list(range(len(index)))
             entries = np.stack([np.zeros(len(index.valid_positions), dtype=np.int64), index.valid_positions], axis=1)
             return GotDataset([AnnotationSource(index, Path(self.predict_input).parent)], entries, self.builder, self.strict)
-        return ImageFolderDataset(list_images(self.predict_input), self.builder, self.predict_prompt, self.image_mode == "tiles")
+        images = list_images(self.predict_input)
+        self.predict_keys = images
+        return ImageFolderDataset(images, self.builder, self.predict_prompt, self.image_mode == "tiles")
+
+    def skip_predicted(self, keys: set[str | int]) -> None:
+        """Inputs that `predict` leaves out (answered by an earlier run)."""
+        self._predicted = keys
+
+    def predict_settings(self) -> dict:
+        """What about the inputs decides `predict`'s text: the input, prompt and page geometry."""
+        return {
+            "input": None if self.predict_input is None else str(Path(self.predict_input).resolve()),
+            "prompt": asdict(self.predict_prompt),
+            "image_mode": self.image_mode,
+            "tiles": [self.min_tiles, self.max_tiles],
+            "model_max_length": self.model_max_length,
+        }
 
     def predict_dataloader(self) -> StatefulDataLoader:
         dataset = self.predict_dataset()
+        if isinstance(dataset, GotDataset):
+            items = [item for item, position in enumerate(dataset.entries[:, 1].tolist()) if position not in self._predicted]
+        else:
+            items = [item for item, image in enumerate(dataset.images) if image not in self._predicted]
         world, rank = self._world()
-        return self._loader(dataset, sampler=ShardSampler(len(dataset), world, rank), batch_size=self.eval_batch_size)
+        remaining = Subset(dataset, items)
+        return self._loader(remaining, sampler=ShardSampler(len(remaining), world, rank), batch_size=self.eval_batch_size)
 
     def teardown(self, stage: str) -> None:
         """Stop the loaders' worker processes. Lightning stops those of a plain `DataLoader` only;

@@ -18,6 +18,8 @@ from got_lightning.tokens import IMAGE_PLACEHOLDER
 OcrType = Literal["ocr", "format"]
 COLOURS = ("red", "green", "blue")
 ANNOTATION_SUFFIXES = (".json", ".jsonl")
+# The dataset name of folder and list inputs (their lines are keyed by image path, not by position).
+FOLDER_INPUT = "images"
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,7 @@ class ImageFolderDataset(Dataset):
             human = self.prompt.text(size, self.tiles_mode)
             sample = self.builder.build(Record((path.name,), (Turn(HUMAN, human), Turn(GPT, ""))), path.parent)
         except BadSampleError as error:
-            return {"problem": error.problem("predict", item, str(path))}
-        sample["key"] = ("predict", item)
+            return {"problem": error.problem(FOLDER_INPUT, item, str(path))}
+        sample["key"] = (FOLDER_INPUT, item)
         sample["images"] = [str(path)]
         return sample

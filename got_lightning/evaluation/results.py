@@ -47,6 +47,31 @@ def scored_record(
     }, score
 
 
+def prediction_line(
+    images: list[str],
+    image_paths: list[str],
+    prediction: str,
+    *,
+    new_tokens: int,
+    truncated: bool,
+    confidence: dict[str, float | None],
+    seconds: float,
+    position: int | None = None,
+    reference: str | None = None,
+) -> dict[str, Any]:
+    """One `predict` line: the image, the text read, how it was read (answer tokens, whether it
+    stopped at the token limit, the mean and lowest probability of its tokens, seconds from the
+    start of its batch to its last token), the record position and reference of an annotation input."""
+    line: dict[str, Any] = {"image": single_or_list(images), "image_path": single_or_list(image_paths)}
+    if position is not None:
+        line["position"] = position
+    line["prediction"] = prediction
+    if reference:
+        line["reference"] = reference
+    line.update(new_tokens=new_tokens, truncated=truncated, confidence=confidence, seconds=round(seconds, 4))
+    return line
+
+
 def write_results(folder: str | Path, records: list[dict[str, Any]], metrics: dict[str, Any]) -> tuple[Path, Path]:
     """Write `predictions.jsonl` and `metrics.json` into `folder`; returns their paths."""
     folder = Path(folder)

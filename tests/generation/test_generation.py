@@ -5,12 +5,13 @@ from transformers.generation.logits_process import NoRepeatNGramLogitsProcessor
 from got_lightning.data.collate import Collator
 from got_lightning.data.config import DatasetSpec
 from got_lightning.data.datamodule import GotDataModule
-from got_lightning.evaluation.generation import GenerationArgs, NgramBlocker, generate_ids, generate_one_page, split_prompts
+from got_lightning.generation.greedy import GenerationArgs, generate_ids, generate_one_page
+from got_lightning.generation.ngrams import NgramBlocker
+from got_lightning.generation.prompts import split_prompts
 from got_lightning.model.output_head import PackedOutputHead, generation_head
 from got_lightning.module import GotLightningModule
-from got_lightning.tokens import IM_END_ID
+from tests.generation.helpers import ARGS, make_answers_end_at_many_lengths
 from tests.helpers import record, text_page, write_json
-from tests.training_helpers import datamodule
 
 
 @pytest.mark.parametrize("ngram_size", [2, 3, 5])
@@ -45,40 +46,12 @@ def one_page_at_a_time(model, samples, args):
     return [generate_one_page(model, Collator()([sample]), args) for sample in samples]
 
 
-@pytest.fixture
-def held_out(image_sensitive_model_dir, digit_pages):
-    data = datamodule(digit_pages, image_sensitive_model_dir, val_fraction=0.5)
-    data.setup("validate")
-    module = GotLightningModule(str(image_sensitive_model_dir))
-    samples = [data.val_dataset[position] for position in range(len(data.val_dataset))]
-    batch = Collator()(samples)
-    prompts, _ = split_prompts(batch["input_ids"], batch["labels"])
-    with torch.no_grad():
-        features = module.image_features(batch["pixel_values"])
-    return module.got.eval(), samples, prompts, features
-
-
 def test_batched_generation_with_ngram_blocking_equals_transformers_one_page_at_a_time(held_out):
     model, samples, prompts, features = held_out
     args = GenerationArgs(max_new_tokens=24, no_repeat_ngram_size=2)
     ours = generate_ids(model, prompts, features, args)
     assert ours == one_page_at_a_time(model, samples, args)
     assert ours != generate_ids(model, prompts, features, GenerationArgs(max_new_tokens=24, no_repeat_ngram_size=0))
-
-
-@torch.no_grad()
-def make_answers_end_at_many_lengths(model, prompts, features, args):
-    """The random model never ends an answer: make `<|im_end|>` win wherever some token would, one
-    that first comes at many different steps. The output projection is untied from the input
-    embeddings first, so the prompts read the same."""
-    answers = generate_ids(model, prompts, features, args)
-    first_seen = {token: {answer.index(token) for answer in answers if token in answer} for answer in answers for token in answer}
-    token = max(first_seen, key=lambda candidate: len(first_seen[candidate] - {0}))
-    model.lm_head.weight = torch.nn.Parameter(model.lm_head.weight.clone())
-    model.lm_head.weight[IM_END_ID] = model.lm_head.weight[token] * 1.0001
-
-
-ARGS = GenerationArgs(max_new_tokens=24, no_repeat_ngram_size=2)
 
 
 @pytest.mark.parametrize("packed", [False, True], ids=["lm_head", "packed_head"])
