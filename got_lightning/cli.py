@@ -13,6 +13,11 @@ from got_lightning.commands.dispatch import run as run_command
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    if argv and argv[0] == "serve":
+        from got_lightning.commands.serve import run_serve
+        from got_lightning.commands.training import lightning_errors_as_lines
+
+        return lightning_errors_as_lines(run_serve, argv[1:])
     if argv and argv[0] in LIGHTNING_COMMANDS:
         from got_lightning.commands.training import run_lightning
 

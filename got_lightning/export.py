@@ -27,8 +27,7 @@ def module_from_checkpoint(path: str | Path, model_path: str | None = None, revi
         raise ValueError(f"{path} has no hyper_parameters.model_path; pass --model_path")
     hparams["gradient_checkpointing"] = False
     module = GotLightningModule(**hparams)
-    module.on_load_checkpoint(checkpoint)
-    module.load_state_dict(checkpoint["state_dict"], strict=False)
+    module.load_trained(checkpoint)
     return module.eval()
 
 

@@ -431,6 +431,11 @@ class GotLightningModule(L.LightningModule):
             restore_rng_states(checkpoint["rng_states"])
         self.run_record = RunRecord.of_checkpoint(checkpoint)
 
+    def load_trained(self, checkpoint: dict[str, Any]) -> None:
+        """Put a training checkpoint's weights (read with `read_checkpoint`) on top of the base model."""
+        self.on_load_checkpoint(checkpoint)
+        self.load_state_dict(checkpoint["state_dict"], strict=False)
+
     def _check_checkpoint_keys(self, state_dict: dict[str, Any]) -> None:
         expected = set(self.state_dict()) - self.frozen_state_keys()
         present = set(state_dict)

@@ -18,6 +18,7 @@ LIGHTNING_COMMANDS = {
     "validate": "held-out loss and CER (--ckpt_path last|best|PATH; none: the base model)",
     "test": "the held-out evaluation under test/ names",
     "predict": "OCR new pages (--data.predict_input)",
+    "serve": "an OpenAI-compatible HTTP server (--config, --ckpt_path or --model.model_path)",
 }
 RUNNERS = {
     "data": data_command.run,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import shlex
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
@@ -17,6 +18,7 @@ from got_lightning.commands.config_file import MODEL_TO_DATA
 from got_lightning.commands.errors import USER_ERRORS
 from got_lightning.data.datamodule import GotDataModule
 from got_lightning.evaluation.held_out import NothingScoredError
+from got_lightning.evaluation.prediction_files import PredictSettingsError
 from got_lightning.evaluation.prediction_writer import PredictionWriter
 from got_lightning.module import GotLightningModule
 from got_lightning.optional import MissingExtraError
@@ -143,14 +145,23 @@ def describe_cer(value: Any) -> str:
 
 
 def run_lightning(argv: list[str]) -> int:
-    try:
+    def run(arguments: list[str]) -> int:
         GotCLI(
             GotLightningModule,
             GotDataModule,
-            args=None if argv == sys.argv[1:] else argv,
+            args=None if arguments == sys.argv[1:] else arguments,
             save_config_kwargs={"overwrite": True},
             parser_kwargs={"prog": "got-lightning"},
         )
+        return 0
+
+    return lightning_errors_as_lines(run, argv)
+
+
+def lightning_errors_as_lines(command: Callable[[list[str]], int], argv: list[str]) -> int:
+    """Run a Lightning-backed command; a user's mistake becomes one line and exit status 2."""
+    try:
+        return command(argv)
     except (
         PreflightError,
         NoCheckpointError,
@@ -158,8 +169,8 @@ def run_lightning(argv: list[str]) -> int:
         NonFiniteTrainingError,
         NothingScoredError,
         NothingToTrainError,
+        PredictSettingsError,
         *USER_ERRORS,
     ) as error:
         print(f"got-lightning: error: {error}", file=sys.stderr)
         return 2
-    return 0

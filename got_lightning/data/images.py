@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import math
 import warnings
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,25 @@ _UPRIGHT = {
 }
 _EXIF_ORIENTATION = 0x0112
 WHITE = (255, 255, 255)
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    """An image file's bytes held in memory (an upload, an image stored inside a dataset file),
+    named in every message as its file would be."""
+
+    name: str
+    data: bytes
+
+    def read_bytes(self) -> bytes:
+        return self.data
+
+    def __str__(self) -> str:
+        return self.name
+
+
+# Where an image is read from: a file on disk, or an encoded file in memory.
+ImageFile = Path | EncodedImage
 
 
 def resolve_image_path(image_root: Path, ref: str, allow_outside_root: bool) -> Path:
@@ -69,14 +90,15 @@ def _pixel_limit(max_pixels: int | None):
         Image.MAX_IMAGE_PIXELS = previous
 
 
-def open_image(path: Path, max_pixels: int | None) -> Image.Image:
+def open_image(path: ImageFile, max_pixels: int | None) -> Image.Image:
     """Open an image lazily (header only), refusing empty, non-image and oversized files."""
-    size = path.stat().st_size
+    in_memory = isinstance(path, EncodedImage)
+    size = len(path.data) if in_memory else path.stat().st_size
     if size == 0:
         raise BadSampleError(f"image file is empty (0 bytes): {path}")
     with _pixel_limit(max_pixels):
         try:
-            image = Image.open(path)
+            image = Image.open(io.BytesIO(path.data) if in_memory else path)
         except UnidentifiedImageError as error:
             raise BadSampleError(f"not an image file Pillow can read: {path}") from error
         except OSError as error:
@@ -107,7 +129,7 @@ def oriented_size(image: Image.Image) -> tuple[int, int]:
     return width, height
 
 
-def decode_pixels(image: Image.Image, path: Path, min_size: tuple[float, float] | None = None) -> torch.Tensor:
+def decode_pixels(image: Image.Image, path: ImageFile, min_size: tuple[float, float] | None = None) -> torch.Tensor:
     """Decode to upright RGB uint8 pixels `(3, height, width)`.
 
     YCbCr and grey JPEGs decode with libjpeg-turbo straight into an array: the same pixels as
@@ -125,14 +147,14 @@ def decode_pixels(image: Image.Image, path: Path, min_size: tuple[float, float] 
     return _UPRIGHT[orientation](torch.from_numpy(pixels)).permute(2, 0, 1)
 
 
-def check_decodes(image: Image.Image, path: Path) -> None:
+def check_decodes(image: Image.Image, path: ImageFile) -> None:
     """Decode as `decode_pixels` would, so the same files fail, but keep no pixels."""
     exif_orientation(image)
     if _decode_jpeg(image, path, None) is None:
         _decode_with_pillow(image, path)
 
 
-def _decode_jpeg(image: Image.Image, path: Path, min_size: tuple[float, float] | None) -> np.ndarray | None:
+def _decode_jpeg(image: Image.Image, path: ImageFile, min_size: tuple[float, float] | None) -> np.ndarray | None:
     """libjpeg-turbo's decode of a YCbCr or grey JPEG; None for other files and damaged JPEGs."""
     if image.format != "JPEG" or image.mode not in ("RGB", "L"):
         return None
@@ -150,7 +172,7 @@ def _decode_jpeg(image: Image.Image, path: Path, min_size: tuple[float, float] |
         return None
 
 
-def _decode_with_pillow(image: Image.Image, path: Path) -> Image.Image:
+def _decode_with_pillow(image: Image.Image, path: ImageFile) -> Image.Image:
     with _pixel_limit(None):
         try:
             image.load()

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import torch
 from PIL import Image
 
-from got_lightning.data.images import check_decodes, decode_pixels, open_image, oriented_size
+from got_lightning.data.images import ImageFile, check_decodes, decode_pixels, open_image, oriented_size
 from got_lightning.data.resample import resize_bicubic
 from got_lightning.data.tiling import cut_tiles, tile_grid
 
@@ -55,7 +54,7 @@ class PageProcessor:
         columns, rows = self.grid(width, height)
         return columns * rows + (1 if columns * rows > 1 else 0)
 
-    def page_tiles(self, path: Path) -> torch.Tensor:
+    def page_tiles(self, path: ImageFile) -> torch.Tensor:
         """All tiles of one page file, normalized."""
         image = open_image(path, self.max_pixels)
         with image:
@@ -64,14 +63,14 @@ class PageProcessor:
             page = decode_pixels(image, path, self._draft_size(width, height, grid))
         return normalize(torch.stack(self._tiles(page, grid)))
 
-    def verify(self, path: Path) -> None:
+    def verify(self, path: ImageFile) -> None:
         """Decode a file in full, as training would (corrupt or truncated data shows here), without
         building tiles: what `data check` needs, at a fraction of the cost."""
         image = open_image(path, self.max_pixels)
         with image:
             check_decodes(image, path)
 
-    def single_tile(self, path: Path) -> torch.Tensor:
+    def single_tile(self, path: ImageFile) -> torch.Tensor:
         """A pre-cut tile file, resized to one tile whatever the mode."""
         image = open_image(path, self.max_pixels)
         with image:

@@ -10,7 +10,7 @@ from typing import TypeVar
 import torch
 
 from got_lightning.data.errors import BadSampleError
-from got_lightning.data.images import open_image, oriented_size, resolve_image_path, tile_files
+from got_lightning.data.images import ImageFile, open_image, oriented_size, resolve_image_path, tile_files
 from got_lightning.data.pixels import PageProcessor
 from got_lightning.data.prompt import PromptBuilder
 from got_lightning.data.records import GPT, Record
@@ -23,8 +23,8 @@ class ResolvedImage:
     """An image reference resolved to files: one page, or a folder of pre-cut tiles."""
 
     ref: str
-    files: tuple[Path, ...]
-    is_tile_folder: bool
+    files: tuple[ImageFile, ...]
+    is_tile_folder: bool = False
 
 
 class SampleBuilder:
@@ -62,7 +62,10 @@ class SampleBuilder:
     def build(self, record: Record, image_root: Path, pixels: bool = True) -> dict:
         """Model inputs for a record; raises `BadSampleError` naming the image where one is at fault.
         With `pixels=False` every image is still decoded, but no pixel tensor is built."""
-        sources = self.resolve(record, image_root)
+        return self.build_resolved(record, self.resolve(record, image_root), pixels)
+
+    def build_resolved(self, record: Record, sources: list[ResolvedImage], pixels: bool = True) -> dict:
+        """`build` for a record whose images are already found (files, or images held in memory)."""
         sizes = [_blaming(source, self.page_size) for source in sources]
         tiles_per_image = [self.count_tiles(source, size) for source, size in zip(sources, sizes)]
         tokens = self.prompts.build(record, self.tiles_per_placeholder(record, tiles_per_image))
