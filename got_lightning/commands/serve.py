@@ -9,6 +9,7 @@ left its workers running, no `/v1/models`: measured with litserve 0.2.19, see do
 from __future__ import annotations
 
 import copy
+import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -89,6 +90,10 @@ def run_serve(argv: list[str]) -> int:
     )
     server = _Server(uvicorn.Config(build_app(served), host=options.host, port=options.port, log_level="warning"))
     server.describe = f"{served.limits.model_name!r}, {options.devices} engine(s), batches of up to {options.max_batch_size}"
+    # uvicorn shuts down gracefully on SIGTERM and Ctrl-C, then raises the signal again for the
+    # handler it found: let that one be a no-op, so that a graceful stop exits 0.
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, lambda *_: None)
     server.run()
     return 0 if server.started else 2  # uvicorn has said why (the port is taken, say)
 
