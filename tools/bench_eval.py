@@ -21,8 +21,8 @@ from jsonargparse import CLI
 from got_lightning.data.collate import Collator
 from got_lightning.data.config import DatasetSpec
 from got_lightning.data.datamodule import GotDataModule
-from got_lightning.generation.greedy import decode, generate_one_page
 from got_lightning.evaluation.results import read_predictions
+from got_lightning.generation.greedy import decode, generate_one_page
 from got_lightning.model.loading import init_model_dir
 from got_lightning.module import GotLightningModule
 

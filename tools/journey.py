@@ -1,6 +1,6 @@
 """A user's whole journey through the `got-lightning` executable, on the demo recipe: fit, resume,
 validate and test the named checkpoints, export and load the export in stock transformers,
-predict, and the data, model and compare commands. Standard library only, so it checks an
+predict, serve the export over HTTP, and the data, model and compare commands. Standard library only, so it checks an
 installation as it is (CI runs it in a venv made with nothing but the README's install).
 
     python tools/journey.py --workdir /tmp/journey
@@ -9,12 +9,15 @@ installation as it is (CI runs it in a venv made with nothing but the README's i
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -120,6 +123,49 @@ def predict(exported: Path) -> None:
         check(len(lines) == 6 and all("prediction" in line for line in lines), f"predict from the {name} wrote {lines}")
 
 
+def serve(exported: Path) -> None:
+    """The export behind the server: /predict and a chat completion read what predict read; SIGTERM stops it (exit 0)."""
+    executable = shutil.which("got-lightning") or str(Path(sys.executable).parent / "got-lightning")
+    log = Path("runs/serve.log")
+    with open(log, "w", encoding="utf-8") as errors:
+        server = subprocess.Popen(
+            [executable, "serve", "--config", str(DEMO), "--model.model_path", str(exported), "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
+    try:
+        address = next((line.rsplit(" at ", 1)[1].strip() for line in server.stdout if " at http://" in line), None)
+        check(address is not None, f"serve did not start:\n{log.read_text(encoding='utf-8')[-3000:]}")
+        expected = {
+            Path(line["image"]).name: line["prediction"]
+            for line in map(json.loads, Path("runs/predict-export.jsonl").read_text(encoding="utf-8").splitlines())
+        }
+        image = sorted(Path("runs/predict-pages").iterdir())[0]
+        url = f"data:image/png;base64,{base64.b64encode(image.read_bytes()).decode()}"
+        answer = _post(f"{address}/predict", {"image": url})
+        check(
+            answer["prediction"] == expected[image.name],
+            f"serve /predict read {answer} where predict read {expected[image.name]!r}",
+        )
+        chat = _post(
+            f"{address}/v1/chat/completions",
+            {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}]},
+        )
+        check(chat["choices"][0]["message"]["content"] == expected[image.name], f"serve chat read {chat}")
+        print(f"[serve] {address}: /predict and /v1/chat/completions read {answer['prediction']!r}")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        code = server.wait(timeout=60)
+    check(code == 0, f"serve exited {code} after SIGTERM")
+
+
+def _post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(url, json.dumps(body).encode(), {"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return json.loads(response.read())
+
+
 def other_commands(steps: int) -> None:
     got_lightning("data", "check", "--config", str(DEMO))
     shown = json.loads(got_lightning("data", "show", "--config", str(DEMO), "--split", "val", "--index", "0", "--json").stdout)
@@ -141,7 +187,9 @@ def main() -> int:
     started = time.perf_counter()
     fit_and_resume(args.steps)
     validate_named_checkpoints(args.steps)
-    predict(export_and_load())
+    exported = export_and_load()
+    predict(exported)
+    serve(exported)
     other_commands(args.steps)
     print(f"journey complete in {time.perf_counter() - started:.0f} s")
     return 0

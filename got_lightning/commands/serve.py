@@ -62,7 +62,8 @@ class ServeCLI(GotCLI):
         self.model, self.datamodule = self.config_init["model"], self.config_init["data"]
 
 
-def run_serve(argv: list[str]) -> int:
+def run_serve(argv: list[str], engine: type[Engine] = Engine) -> int:
+    """`got-lightning serve ARGV`; `engine` reads the pages (the benchmark swaps in others)."""
     # LightningCLI reads sys.argv (and warns when given other arguments): hand it the server's own.
     sys.argv = [f"{sys.argv[0]} serve", *argv]
     cli = ServeCLI(GotLightningModule, GotDataModule, run=False, parser_kwargs={"prog": "got-lightning serve"})
@@ -75,7 +76,7 @@ def run_serve(argv: list[str]) -> int:
             print(f"--ckpt_path {options.ckpt_path}: using {checkpoint}", file=sys.stderr)
         module.load_trained(read_checkpoint(checkpoint))
     served = ServedModel(
-        engines=EnginePool(_engines(module, options, cli.precision)),
+        engines=EnginePool(_engines(module, options, cli.precision, engine)),
         builder=data.builder,
         tiles_builder=_tiles_builder(data),
         tokenizer=module.tokenizer,
@@ -111,7 +112,7 @@ class _Server(uvicorn.Server):
             print(f"got-lightning serve: {self.describe} at http://{host}:{port}", flush=True)
 
 
-def _engines(module: GotLightningModule, options: Any, precision: Any) -> list[Engine]:
+def _engines(module: GotLightningModule, options: Any, precision: Any, engine: type[Engine]) -> list[Engine]:
     if precision not in FULL and precision not in AUTOCAST and precision not in CAST:
         raise ValueError(f"serve supports precision 32-true, bf16-mixed, 16-mixed, bf16-true and 16-true, not {precision!r}")
     if options.devices < 1 or options.max_batch_size < 1:
@@ -129,7 +130,7 @@ def _engines(module: GotLightningModule, options: Any, precision: Any) -> list[E
         device = torch.device("cuda", index) if use_cuda else torch.device("cpu")
         replica = module if index == 0 or not use_cuda else copy.deepcopy(module)
         engines.append(
-            Engine(
+            engine(
                 replica.to(device),
                 device,
                 options.max_batch_size,
