@@ -325,7 +325,7 @@ class GotLightningModule(L.LightningModule):
         prompts, _ = split_prompts(batch["input_ids"], batch["labels"])
         answers = self._generate(prompts, features)
         scored = [
-            scored_record(key, images, paths, decode(self.tokenizer, answer.ids), reference, self.normalization)
+            scored_record(key, images, paths, decode(self.tokenizer, answer.ids), reference, self.normalization, answer.reading())
             for key, images, paths, answer, reference in zip(
                 batch["keys"], batch["images"], batch["image_paths"], answers, batch["answers"]
             )
@@ -368,9 +368,7 @@ class GotLightningModule(L.LightningModule):
                 images,
                 paths,
                 decode(self.tokenizer, answer.ids),
-                new_tokens=len(answer.ids),
-                truncated=answer.truncated,
-                confidence=answer.confidence,
+                **answer.reading(),
                 seconds=answer.finished_at - started,
                 position=None if key[0] == FOLDER_INPUT else key[1],
                 reference=reference,

@@ -1,5 +1,5 @@
 """The top-level parser, which lists every command, and the commands that sit beside LightningCLI's:
-`data`, `init`, `convert`, `export`, `compare`, `report`. Nothing heavy is imported before a command
+`data`, `init`, `convert`, `export`, `compare`, `report`, `score`. Nothing heavy is imported before a command
 needs it, so help and the light commands start at once."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import sys
 from got_lightning.commands import data as data_command
 from got_lightning.commands import model as model_command
 from got_lightning.commands import reports as reports_command
+from got_lightning.commands import score as score_command
 from got_lightning.commands.errors import USER_ERRORS
 
 LIGHTNING_COMMANDS = {
@@ -27,6 +28,7 @@ RUNNERS = {
     "export": model_command.run,
     "compare": reports_command.run,
     "report": reports_command.run,
+    "score": score_command.run,
 }
 
 
@@ -42,6 +44,7 @@ def parser() -> argparse.ArgumentParser:
     data_command.add_parser(subparsers)
     model_command.add_parsers(subparsers)
     reports_command.add_parsers(subparsers)
+    score_command.add_parser(subparsers)
     return top
 
 

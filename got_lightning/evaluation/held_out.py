@@ -11,7 +11,9 @@ import lightning as L
 from rich.console import Console
 
 from got_lightning.data.errors import commonest_reasons
+from got_lightning.evaluation.failure_modes import failure_counts, truncation_warning
 from got_lightning.evaluation.gather import gather_problems, gather_records
+from got_lightning.evaluation.paper_metrics import annotate_records, paper_summary
 from got_lightning.evaluation.results import write_results
 
 SCORE_NAMES = ("cer", "edit_distance", "f1", "exact_match")
@@ -56,8 +58,9 @@ class HeldOutResults:
         records = gather_records(self.records)
         skipped = gather_problems(self.skipped + _index_problems(trainer))
         self.reset()
-        metrics = _metrics(values, loss, skipped, details)
+        metrics = {**_metrics(values, loss, skipped, details), **failure_counts(records)}
         if trainer.is_global_zero:
+            metrics["paper"] = annotate_records(records)
             predictions, metrics_path = write_results(results_dir(trainer, self.subdir), records, metrics)
             _print_summary(metrics, skipped, predictions, metrics_path)
         if not metrics["num_samples"] and trainer.state.fn != "fit":
@@ -112,7 +115,11 @@ def _print_summary(metrics: dict[str, Any], skipped: list[dict[str, Any]], predi
     console.print(
         f"held-out CER {metrics['cer']:.4f} on {scored} of {scored + len(skipped)} samples{skipped_note} "
         f"(edit distance {metrics['edit_distance']:.4f}, F1 {metrics['f1']:.4f}, exact {metrics['exact_match']:.4f})\n"
+        f"  GOT paper's metrics: {paper_summary(metrics['paper'])}\n"
         f"  predictions: {predictions}\n  metrics: {metrics_path}",
         style="bold yellow" if skipped else None,
         markup=False,
     )
+    warning = truncation_warning(metrics, (metrics.get("generation") or {}).get("max_new_tokens"))
+    if warning:
+        console.print(warning, style="bold yellow", markup=False)

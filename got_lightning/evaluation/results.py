@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from got_lightning.atomic_files import atomic_write_text
+from got_lightning.evaluation.failure_modes import loop_at_end
 from got_lightning.evaluation.scores import SampleScore, TextNormalization
 
 PREDICTIONS_FILE = "predictions.jsonl"
@@ -25,8 +26,11 @@ def scored_record(
     prediction_raw: str,
     reference_raw: str,
     normalization: TextNormalization,
+    reading: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], SampleScore]:
-    """One sample's line (the strings scored, normalized, beside the raw ones) and its score."""
+    """One sample's line (the strings scored, normalized, beside the raw ones) and its score;
+    `reading` holds how the answer was generated (`new_tokens`, `truncated`, `confidence`), and
+    `repetition` says whether it ends in a loop."""
     prediction, reference = normalization(prediction_raw), normalization(reference_raw)
     score = SampleScore.of(prediction, reference)
     return {
@@ -44,6 +48,8 @@ def scored_record(
         "reference_chars": score.reference_chars,
         "reference_raw": reference_raw,
         "prediction_raw": prediction_raw,
+        **(reading or {}),
+        "repetition": loop_at_end(prediction_raw) is not None,
     }, score
 
 

@@ -45,6 +45,10 @@ class Answer:
             return {"mean": None, "min": None}
         return {"mean": self._probability_sum / self._choices, "min": self._min_probability}
 
+    def reading(self) -> dict[str, Any]:
+        """How the answer was generated, as result lines record it."""
+        return {"new_tokens": len(self.ids), "truncated": self.truncated, "confidence": self.confidence}
+
     def _choose(self, token: int, probability: float, limit: int) -> bool:
         """Record one chosen token; returns whether the answer is finished."""
         self._choices += 1

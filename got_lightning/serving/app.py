@@ -147,9 +147,7 @@ def build_app(served: ServedModel) -> FastAPI:
             [image.ref],
             [str(image.files[0])],
             decode(served.tokenizer, answer.ids),
-            new_tokens=len(answer.ids),
-            truncated=answer.truncated,
-            confidence=answer.confidence,
+            **answer.reading(),
             seconds=answer.finished_at - job.received,
         )
         return JSONResponse(line)

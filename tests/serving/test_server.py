@@ -259,3 +259,39 @@ def test_the_same_request_twice_gives_the_same_json(server, pages):
     body = {"messages": image_message(data_url(page_files(pages)[3]))}
     first, second = (server.client.post("/v1/chat/completions", json=body).json() for _ in range(2))
     assert first["choices"] == second["choices"] and json.dumps(first["usage"]) == json.dumps(second["usage"])
+
+
+def test_tiff_webp_and_jpeg_pages_are_read(client, pages, expected):
+    path = page_files(pages)[4]
+    page = Image.open(path).convert("RGB")
+    for suffix, mime, options in ((".tiff", "image/tiff", {}), (".webp", "image/webp", {"lossless": True})):
+        converted = pages / f"converted{suffix}"
+        page.save(converted, **options)
+        reply = client.chat.completions.create(model="model", messages=image_message(data_url(converted, mime)))
+        assert reply.choices[0].message.content == expected[path.name]["prediction"], suffix  # the same pixels
+    page.save(pages / "converted.jpg", quality=90)
+    reply = client.chat.completions.create(model="model", messages=image_message(data_url(pages / "converted.jpg", "image/jpeg")))
+    assert reply.choices[0].finish_reason in ("stop", "length")
+
+
+def test_the_multi_crop_prompt_reads_tiles_as_predict_does_in_tiles_mode(
+    server, client, image_sensitive_model_dir, pages, expected
+):
+    root = pages / "predict-tiles"
+    arguments = [
+        "predict",
+        "--model.model_path",
+        str(image_sensitive_model_dir),
+        "--data.predict_input",
+        str(pages / "predict-input"),
+    ]
+    arguments += ["--trainer.default_root_dir", str(root), "--trainer.logger", "false", "--data.image_mode", "tiles"]
+    assert main([*arguments, "--model.generation.max_new_tokens", str(MAX_TOKENS)]) == 0
+    tiled = {line["image"].rsplit("/", 1)[-1]: line for line in read_predictions(root / "predict" / "predictions.jsonl")}
+    for path in page_files(pages)[:3]:
+        reply = client.chat.completions.create(
+            model="model", messages=image_message(data_url(path), "OCR with format upon the patch reference: ")
+        )
+        assert reply.choices[0].message.content == tiled[path.name]["prediction"]
+        form = server.client.post("/predict", files={"file": (path.name, path.read_bytes())}, data={"multi_crop": "true"}).json()
+        assert form["prediction"] == tiled[path.name]["prediction"]
