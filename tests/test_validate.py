@@ -60,9 +60,37 @@ def test_predictions_are_identical_at_eval_batch_1_and_8(image_sensitive_model_d
         root = tmp_path / f"batch{batch_size}"
         config = validate_config(tmp_path, digit_pages, image_sensitive_model_dir, root, data={"val_fraction": 0.5})
         assert main(["validate", "--config", str(config), "--data.eval_batch_size", str(batch_size)]) == 0
-        predictions[batch_size] = [(r["image"], r["prediction_raw"]) for r in read_predictions(root / "predictions.jsonl")]
-    assert predictions[1] == predictions[8]
-    assert len({text for _, text in predictions[1]}) > 1, "a model that answers everything alike proves nothing"
+        predictions[batch_size] = [
+            (r["image"], r["prediction_raw"], r["new_tokens"], r["truncated"], r["confidence"])
+            for r in read_predictions(root / "predictions.jsonl")
+        ]
+    assert [line[:4] for line in predictions[1]] == [line[:4] for line in predictions[8]]
+    for alone, batched in zip(predictions[1], predictions[8]):  # the same probabilities, up to float rounding
+        assert alone[4]["mean"] == pytest.approx(batched[4]["mean"], rel=1e-4)
+        assert alone[4]["min"] == pytest.approx(batched[4]["min"], rel=1e-4)
+    assert len({line[1] for line in predictions[1]}) > 1, "a model that answers everything alike proves nothing"
+
+
+def test_validate_reports_the_papers_metrics_and_pages_that_hit_the_token_limit(micro_model_dir, digit_pages, tmp_path, capsys):
+    root = tmp_path / "run"
+    config = validate_config(tmp_path, digit_pages, micro_model_dir, root)
+    assert main(["validate", "--config", str(config)]) == 0
+    printed = capsys.readouterr().out
+    metrics = json.loads((root / "metrics.json").read_text(encoding="utf-8"))
+    records = read_predictions(root / "predictions.jsonl")
+    # The random micro model never stops: every page runs to max_new_tokens (10).
+    assert all(
+        r["truncated"] and r["new_tokens"] == 10 and 0 < r["confidence"]["min"] <= r["confidence"]["mean"] for r in records
+    )
+    assert metrics["num_truncated"] == len(records) and metrics["truncated_share"] == 1.0
+    assert metrics["num_repetition"] == sum(r["repetition"] for r in records)
+    paper = metrics["paper"]
+    assert {"bleu", "meteor", "f_measure", "precision", "recall", "edit_dist", "num_scored"} <= set(paper)
+    assert paper["num_scored"] == sum(r["paper"] is not None for r in records)
+    assert "GOT paper's metrics: bleu" in printed
+    assert re.search(
+        r"warning: \d+ held-out page\(s\) \(100\.0%\) stopped at max_new_tokens \(10 tokens\)", printed.replace("\n", " ")
+    )
 
 
 def test_normalization_is_applied_to_both_sides_and_recorded(micro_model_dir, digit_pages, tmp_path):
