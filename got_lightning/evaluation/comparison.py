@@ -12,12 +12,16 @@ from typing import Any, Literal
 
 from rapidfuzz.distance import Levenshtein
 
+from got_lightning.evaluation.error_analysis import cer_by_class, cer_by_length, confidence_separation, paired_bootstrap
+from got_lightning.evaluation.failure_modes import failure_counts, loop_at_end
+from got_lightning.evaluation.paper_metrics import paper_totals, score_pairs
 from got_lightning.evaluation.results import METRICS_FILE, read_predictions
 from got_lightning.evaluation.scores import SampleScore, totals
 
 SegmentKind = Literal["equal", "substituted", "missing", "extra"]
 Status = Literal["improved", "regressed", "unchanged"]
 Verdict = Literal["better", "worse", "same"]
+Side = Literal["base", "tuned"]
 # (key in `totals`, label, whether lower is better)
 METRICS = (
     ("cer", "CER", True),
@@ -93,6 +97,21 @@ class MetricChange:
 
 
 @dataclass(frozen=True)
+class ReadingFlags:
+    """How a reading ended: at the token limit, in a loop, and the model's mean confidence."""
+
+    truncated: bool = False
+    repetition: bool = False
+    confidence: float | None = None
+
+    @classmethod
+    def of(cls, record: dict[str, Any]) -> ReadingFlags:
+        raw = record.get("prediction_raw", record["prediction"])
+        repetition = record["repetition"] if "repetition" in record else loop_at_end(raw) is not None
+        return cls(bool(record.get("truncated")), bool(repetition), (record.get("confidence") or {}).get("mean"))
+
+
+@dataclass(frozen=True)
 class SampleChange:
     """One sample scored before and after fine-tuning."""
 
@@ -104,6 +123,14 @@ class SampleChange:
     tuned: str
     base_score: SampleScore
     tuned_score: SampleScore
+    base_flags: ReadingFlags = ReadingFlags()
+    tuned_flags: ReadingFlags = ReadingFlags()
+
+    def side(self, which: Side) -> tuple[str, SampleScore, ReadingFlags]:
+        """(prediction, score, flags) of one model."""
+        if which == "base":
+            return self.base, self.base_score, self.base_flags
+        return self.tuned, self.tuned_score, self.tuned_flags
 
     @property
     def edit_change(self) -> int:
@@ -131,7 +158,7 @@ class Comparison:
     base_details: dict[str, Any] | None = None
     tuned_details: dict[str, Any] | None = None
 
-    def totals(self, which: Literal["base", "tuned"], changes: list[SampleChange] | None = None) -> dict[str, float]:
+    def totals(self, which: Side, changes: list[SampleChange] | None = None) -> dict[str, float]:
         """Split-level scores of one side, over every shared sample or over `changes`."""
         chosen = self.changes if changes is None else changes
         return totals([c.base_score if which == "base" else c.tuned_score for c in chosen])
@@ -178,7 +205,49 @@ class Comparison:
     def unchanged(self) -> int:
         return sum(1 for c in self.changes if c.edit_change == 0)
 
-    def confusions(self, which: Literal["base", "tuned"]) -> list[tuple[str, str, int]]:
+    def paper(self, which: Side) -> dict[str, Any]:
+        """The GOT paper's metrics of one side over the shared samples."""
+        return paper_totals(score_pairs([(change.reference, change.side(which)[0]) for change in self.changes]))
+
+    def cer_change_interval(self, resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
+        """The change in corpus CER with its paired-bootstrap 95% interval."""
+        return paired_bootstrap(
+            [change.base_score.edits for change in self.changes],
+            [change.tuned_score.edits for change in self.changes],
+            [change.tuned_score.reference_chars for change in self.changes],
+            resamples,
+            seed,
+        )
+
+    def by_class(self, which: Side) -> dict[str, dict[str, Any]]:
+        """CER by character class (CJK ideographs, other letters, digits, punctuation, ...)."""
+        return cer_by_class((change.reference, edit_pairs(change.side(which)[0], change.reference)) for change in self.changes)
+
+    def by_length(self, which: Side) -> dict[str, dict[str, Any]]:
+        """CER by band of page length (reference characters)."""
+        return cer_by_length((change.side(which)[1].edits, change.side(which)[1].reference_chars) for change in self.changes)
+
+    def failures(self, which: Side) -> dict[str, Any]:
+        """Pages that stopped at the token limit and pages that end in a loop."""
+        flags = [change.side(which)[2] for change in self.changes]
+        return failure_counts([{"truncated": flag.truncated, "repetition": flag.repetition} for flag in flags])
+
+    def confidence(self, which: Side) -> dict[str, Any] | None:
+        """How well the side's confidence picks out its wrong pages (None without confidences)."""
+        return confidence_separation(
+            [
+                (change.side(which)[2].confidence, change.side(which)[1].edits, change.side(which)[1].reference_chars)
+                for change in self.changes
+            ]
+        )
+
+    @property
+    def to_check(self) -> list[SampleChange]:
+        """The fine-tuned model's least confident pages first (those with a confidence)."""
+        known = [change for change in self.changes if change.tuned_flags.confidence is not None]
+        return sorted(known, key=lambda change: (change.tuned_flags.confidence, change.image))
+
+    def confusions(self, which: Side) -> list[tuple[str, str, int]]:
         """(expected, read, count) over every sample, the commonest first; "" for a character
         missing from the reading (expected) or extra in it (read)."""
         counts: Counter[tuple[str, str]] = Counter()
@@ -240,6 +309,8 @@ def compare(base_file: str | Path, tuned_file: str | Path) -> Comparison:
                 tuned=after["prediction"],
                 base_score=SampleScore.of(before["prediction"], before["reference"]),
                 tuned_score=SampleScore.of(after["prediction"], after["reference"]),
+                base_flags=ReadingFlags.of(before),
+                tuned_flags=ReadingFlags.of(after),
             )
         )
     return Comparison(

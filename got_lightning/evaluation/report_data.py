@@ -22,6 +22,9 @@ def _scores(change: SampleChange) -> dict[str, Any]:
         "edit_change": change.edit_change,
         "base_cer": round(change.base_score.cer, 6),
         "tuned_cer": round(change.tuned_score.cer, 6),
+        "truncated": change.tuned_flags.truncated,
+        "repetition": change.tuned_flags.repetition,
+        "confidence": change.tuned_flags.confidence,
     }
 
 
@@ -33,10 +36,28 @@ def _totals(comparison: Comparison, changes: list[SampleChange] | None = None) -
     return {"base": comparison.totals("base", changes), "tuned": comparison.totals("tuned", changes)}
 
 
-def summary(comparison: Comparison) -> dict[str, Any]:
+PAGES_TO_CHECK = 50
+
+
+def analysis(comparison: Comparison) -> dict[str, Any]:
+    """The figures beyond the totals, once per report: the paper's metrics, the CER change with its
+    interval, CER by character class and by page length, runaway pages, confidence."""
+    sides = ("base", "tuned")
+    return {
+        "paper": {side: comparison.paper(side) for side in sides},
+        "cer_change": comparison.cer_change_interval(),
+        "by_class": {side: comparison.by_class(side) for side in sides},
+        "by_length": {side: comparison.by_length(side) for side in sides},
+        "failures": {side: comparison.failures(side) for side in sides},
+        "confidence": {side: comparison.confidence(side) for side in sides},
+        "to_check": [_scores(change) for change in comparison.to_check[:PAGES_TO_CHECK]],
+    }
+
+
+def summary(comparison: Comparison, figures: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything the report shows, as JSON: totals overall and per dataset, run details, every
     sample still wrong (most edits first), improvements and regressions (largest edit change
-    first) and the character confusions of both sides."""
+    first), the character confusions of both sides, and the `analysis` figures."""
     return {
         "base_file": comparison.base_file,
         "tuned_file": comparison.tuned_file,
@@ -62,6 +83,7 @@ def summary(comparison: Comparison) -> dict[str, Any]:
             "base": _confusion_rows(comparison.confusions("base")),
             "tuned": _confusion_rows(comparison.confusions("tuned")),
         },
+        **(figures if figures is not None else analysis(comparison)),
     }
 
 

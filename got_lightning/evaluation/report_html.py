@@ -13,7 +13,8 @@ from html import escape
 from typing import Any
 
 from got_lightning.evaluation.comparison import Comparison, MetricChange
-from got_lightning.evaluation.report_data import page_rows
+from got_lightning.evaluation.paper_metrics import PAPER_NAMES
+from got_lightning.evaluation.report_data import analysis, page_rows
 
 CONFUSIONS_SHOWN = 30
 RUN_FIELDS = (
@@ -84,6 +85,8 @@ SCRIPT = r"""
     if (state.status === 'wrong' && !r.tuned_edits) return false;
     if (state.status === 'exact' && r.tuned_edits) return false;
     if (['improved', 'regressed', 'unchanged'].includes(state.status) && r.status !== state.status) return false;
+    if (state.status === 'truncated' && !r.truncated) return false;
+    if (state.status === 'repetition' && !r.repetition) return false;
     if (!state.query) return true;
     const q = lower(state.query);
     return lower(r.image).includes(q) || lower(r.reference).includes(q) || lower(r.dataset).includes(q);
@@ -103,6 +106,7 @@ SCRIPT = r"""
       const tr = el('tr');
       tr.dataset.image = r.image; tr.dataset.status = r.status; tr.dataset.dataset = r.dataset;
       tr.dataset.tunedEdits = r.tuned_edits; tr.dataset.editChange = r.edit_change;
+      tr.dataset.truncated = r.truncated; tr.dataset.repetition = r.repetition;
       const page = el('td');
       if (r.picture >= 0) {
         const img = el('img', 'thumb'); img.src = pictures[r.picture]; img.alt = r.image; img.dataset.picture = r.picture;
@@ -115,6 +119,8 @@ SCRIPT = r"""
       tr.appendChild(el('td', 'status-' + r.status, r.status));
       tr.appendChild(el('td', 'num', r.base_edits + ' \u2192 ' + r.tuned_edits + ' (' + (r.edit_change > 0 ? '+' : '') + r.edit_change + ')'));
       tr.appendChild(el('td', 'num', fmt(r.base_cer) + ' \u2192 ' + fmt(r.tuned_cer)));
+      const ended = [r.truncated ? 'token limit' : '', r.repetition ? 'loop' : ''].filter(Boolean).join(', ');
+      tr.appendChild(el('td', 'num', (r.confidence === null ? '\u2013' : fmt(r.confidence)) + (ended ? ' (' + ended + ')' : '')));
       const text = el('td');
       text.appendChild(reading(r.tuned_reading));
       const base = el('details', 'base');
@@ -253,6 +259,7 @@ def _sample_section(comparison: Comparison, pictures: list[str], picture_ids: di
         ("status", "status"),
         ("edit_change", "edits base \u2192 tuned"),
         ("tuned_cer", "CER base \u2192 tuned"),
+        ("confidence", "confidence (how it ended)"),
     )
     header_cells = "".join(f'<th class="sortable" data-key="{key}">{escape(label)}</th>' for key, label in headers)
     return (
@@ -263,7 +270,9 @@ def _sample_section(comparison: Comparison, pictures: list[str], picture_ids: di
         '<div class="controls">'
         '<label>show <select id="filter-status"><option value="all">all</option><option value="wrong">still wrong</option>'
         '<option value="improved">improved</option><option value="regressed">regressed</option>'
-        '<option value="unchanged">unchanged</option><option value="exact">exact after</option></select></label>'
+        '<option value="unchanged">unchanged</option><option value="exact">exact after</option>'
+        '<option value="truncated">stopped at the token limit</option><option value="repetition">ends in a loop</option>'
+        "</select></label>"
         f'<label>dataset <select id="filter-dataset"><option value="">all</option>{options}</select></label>'
         '<label>search <input id="search" type="search" placeholder="image, dataset or reference text"></label>'
         '<button id="prev" type="button">previous</button><button id="next" type="button">next</button>'
@@ -277,10 +286,83 @@ def _sample_section(comparison: Comparison, pictures: list[str], picture_ids: di
     )
 
 
+def _number(value: float | None, signed: bool = False) -> str:
+    return "n/a" if value is None else f"{value:+.4f}" if signed else f"{value:.4f}"
+
+
+def _interval(change: dict[str, Any]) -> str:
+    return (
+        f'<p id="cer-interval">CER change <strong>{change["cer_change"]:+.4f}</strong>, 95% interval '
+        f"[{change['low']:+.4f}, {change['high']:+.4f}] (paired bootstrap over pages, {change['resamples']} resamples, "
+        f"seed {change['seed']}; {change['other_sign_share']:.1%} of the resamples change the other way)</p>"
+    )
+
+
+def _paper_table(paper: dict[str, Any]) -> str:
+    base, tuned = paper["base"], paper["tuned"]
+    rows = "".join(
+        f'<tr><td>{name}</td><td class="num">{_number(base[name])}</td><td class="num">{_number(tuned[name])}</td>'
+        f'<td class="num">{_number(None if base[name] is None or tuned[name] is None else tuned[name] - base[name], True)}</td></tr>'
+        for name in PAPER_NAMES
+    )
+    missing = f'<p class="muted">meteor: {escape(tuned["meteor_missing"])}</p>' if tuned.get("meteor_missing") else ""
+    return (
+        f"<h3>The GOT paper's metrics</h3><p class=\"muted\">Upstream's eval_ocr.py definitions over {tuned['num_scored']} "
+        "pairs (words: jieba for Chinese, whitespace otherwise; precision and recall as upstream's argument order makes them).</p>"
+        '<table id="paper"><tr><th>metric</th><th>base</th><th>fine-tuned</th><th>change</th></tr>' + rows + "</table>" + missing
+    )
+
+
+def _breakdown(title: str, element_id: str, label: str, size_key: str, base: dict[str, Any], tuned: dict[str, Any]) -> str:
+    rows = "".join(
+        f'<tr><td>{escape(name)}</td><td class="num">{row[size_key]}</td>'
+        f'<td class="num">{_number(base.get(name, {}).get("cer"))}</td><td class="num">{_number(row["cer"])}</td></tr>'
+        for name, row in tuned.items()
+    )
+    return (
+        f'<div><h3>{escape(title)}</h3><table id="{element_id}"><tr><th>{escape(label)}</th><th>{escape(size_key.replace("_", " "))}</th>'
+        f"<th>base CER</th><th>fine-tuned CER</th></tr>{rows}</table></div>"
+    )
+
+
+def _failures_and_confidence(figures: dict[str, Any], comparison: Comparison) -> str:
+    base, tuned = figures["failures"]["base"], figures["failures"]["tuned"]
+    text = (
+        f'<p id="failures">Stopped at the token limit: base {base["num_truncated"]}, fine-tuned {tuned["num_truncated"]}; '
+        f"ending in a loop: base {base['num_repetition']}, fine-tuned {tuned['num_repetition']} (the last characters repeat "
+        "one unit at least 3 times over at least 32 characters).</p>"
+    )
+    confidence = figures["confidence"]["tuned"]
+    if confidence is None:
+        return text + '<p class="muted">no confidence in these predictions (written before got-lightning recorded it)</p>'
+    text += (
+        f'<p id="confidence">The {confidence["least_confident"]} least confident fine-tuned pages have CER '
+        f"{confidence['least_confident_cer']:.4f} ({confidence['least_confident_wrong_share']:.0%} of them wrong); the other "
+        f"{confidence['pages'] - confidence['least_confident']} have {confidence['rest_cer']:.4f} "
+        f"({confidence['rest_wrong_share']:.0%} wrong).</p>"
+    )
+    rows = "".join(
+        f'<tr><td>{escape(row["image"])}</td><td class="num">{_number(row["confidence"])}</td>'
+        f'<td class="num">{row["tuned_edits"]}</td><td class="num">{row["tuned_cer"]:.4f}</td></tr>'
+        for row in figures["to_check"][:CONFUSIONS_SHOWN]
+    )
+    return (
+        text + '<h3>Pages to check first</h3><table id="to-check"><tr><th>page</th><th>mean confidence</th>'
+        f"<th>edits</th><th>CER</th></tr>{rows}</table>"
+    )
+
+
 def render_report(
-    comparison: Comparison, pictures: list[str], picture_ids: dict[str, int], title: str = "Base vs fine-tuned", charts: str = ""
+    comparison: Comparison,
+    pictures: list[str],
+    picture_ids: dict[str, int],
+    title: str = "Base vs fine-tuned",
+    charts: str = "",
+    figures: dict[str, Any] | None = None,
 ) -> str:
-    """The whole report as an HTML document; `charts` is trusted markup (the training view's SVG)."""
+    """The whole report as an HTML document; `charts` is trusted markup (the training view's SVG);
+    `figures` are `report_data.analysis` (computed here when not given)."""
+    figures = figures if figures is not None else analysis(comparison)
     counts = (
         f'<p>{len(comparison.changes)} shared samples: <span class="better">{len(comparison.improved)} improved</span>, '
         f'<span class="worse">{len(comparison.regressed)} regressed</span>, {comparison.unchanged} unchanged; '
@@ -308,8 +390,29 @@ def render_report(
         + _run_table(comparison)
         + "<h2>Held-out scores</h2>"
         + _totals_table(comparison)
+        + _interval(figures["cer_change"])
         + counts
+        + _paper_table(figures["paper"])
         + _datasets_table(comparison)
+        + '<h2>Where the errors are</h2><div class="charts">'
+        + _breakdown(
+            "CER by character class",
+            "by-class",
+            "class",
+            "reference_chars",
+            figures["by_class"]["base"],
+            figures["by_class"]["tuned"],
+        )
+        + _breakdown(
+            "CER by page length",
+            "by-length",
+            "reference characters",
+            "pages",
+            figures["by_length"]["base"],
+            figures["by_length"]["tuned"],
+        )
+        + "</div><h2>Runaway pages and confidence</h2>"
+        + _failures_and_confidence(figures, comparison)
         + confusions
         + _sample_section(comparison, pictures, picture_ids)
         + f"<script>{SCRIPT}</script></body></html>\n"
