@@ -58,7 +58,16 @@ def report(tmp_path_factory):
             "dataset": "guji" if i < 150 else "letters",
         }
         base.append({**common, "prediction": before})
-        tuned.append({**common, "prediction": after})
+        # Every 7th fine-tuned page stopped at the token limit; every 21st of those loops.
+        looping = i % 21 == 0
+        tuned.append(
+            {
+                **common,
+                "prediction": after + " again" * 8 if looping else after,
+                "truncated": i % 7 == 0,
+                "confidence": {"mean": (i % 10) / 10 + 0.05, "min": 0.01},
+            }
+        )
     for name, rows in (("base", base), ("tuned", tuned)):
         (folder / f"{name}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     result = run_executable("compare", str(folder / "base.jsonl"), str(folder / "tuned.jsonl"), "--html", str(folder / "r.html"))
@@ -111,6 +120,21 @@ def test_the_table_filters_by_status_dataset_and_text(page):
     assert set(rows(tab, "dataset")) == {"letters"} and "of 100 " in tab.text_content("#shown")
     tab.fill("#search", "line 217 ")
     assert rows(tab, "image") == ["217.png"]
+
+
+def test_the_table_shows_and_filters_pages_that_hit_the_token_limit_or_loop(page):
+    tab, summary = page
+    tab.select_option("#filter-status", "truncated")
+    truncated = rows(tab, "image")
+    assert truncated and all(int(image[:3]) % 7 == 0 for image in truncated) and set(rows(tab, "truncated")) == {"true"}
+    assert len(truncated) == min(100, summary["failures"]["tuned"]["num_truncated"])
+    tab.select_option("#filter-status", "repetition")
+    assert sorted(rows(tab, "image")) == sorted(f"{i:03d}.png" for i in range(0, 250, 21))
+    assert "loop" in tab.text_content("#sample-rows tr td:nth-child(6)")
+    tab.select_option("#filter-status", "all")
+    tab.click('th[data-key="confidence"]')
+    tab.click('th[data-key="confidence"]')  # ascending: the pages to check first
+    assert tab.text_content("#to-check tr:nth-child(2) td:nth-child(2)") == "0.0500"
 
 
 def test_a_page_image_enlarges_on_click(page):
