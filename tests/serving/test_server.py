@@ -295,3 +295,55 @@ def test_the_multi_crop_prompt_reads_tiles_as_predict_does_in_tiles_mode(
         assert reply.choices[0].message.content == tiled[path.name]["prediction"]
         form = server.client.post("/predict", files={"file": (path.name, path.read_bytes())}, data={"multi_crop": "true"}).json()
         assert form["prediction"] == tiled[path.name]["prediction"]
+
+
+def test_box_and_color_prompts_read_as_predict_reads_them(server, image_sensitive_model_dir, pages, expected):
+    for field, flag in (("box", "[2,2,40,30]"), ("color", "red")):
+        root = pages / f"predict-{field}"
+        arguments = [
+            "predict",
+            "--model.model_path",
+            str(image_sensitive_model_dir),
+            "--data.predict_input",
+            str(pages / "predict-input"),
+        ]
+        arguments += [
+            "--trainer.default_root_dir",
+            str(root),
+            "--trainer.logger",
+            "false",
+            f"--data.predict_prompt.{field}",
+            flag,
+        ]
+        assert main([*arguments, "--model.generation.max_new_tokens", str(MAX_TOKENS)]) == 0
+        lines = {line["image"].rsplit("/", 1)[-1]: line for line in read_predictions(root / "predict" / "predictions.jsonl")}
+        for path in page_files(pages)[:2]:
+            value = flag.strip("[]") if field == "box" else flag
+            answer = server.client.post("/predict", files={"file": (path.name, path.read_bytes())}, data={field: value}).json()
+            assert answer["prediction"] == lines[path.name]["prediction"], field
+
+
+def test_several_engines_on_cpu_share_the_requests(image_sensitive_model_dir, pages, expected):
+    server = ServerProcess(
+        "--model.model_path",
+        str(image_sensitive_model_dir),
+        "--model.generation.max_new_tokens",
+        str(MAX_TOKENS),
+        "--devices",
+        "2",
+        "--max_batch_size",
+        "4",
+        cwd=pages,
+    )
+    try:
+        files = page_files(pages) * 2
+        bodies = [{"messages": image_message(data_url(path))} for path in files]
+        with ThreadPoolExecutor(len(bodies)) as pool:
+            replies = list(pool.map(lambda body: server.client.post("/v1/chat/completions", json=body).json(), bodies))
+        assert [reply["choices"][0]["message"]["content"] for reply in replies] == [
+            expected[path.name]["prediction"] for path in files
+        ]
+        health = server.health()
+        assert health["engines"] == 2 and health["pages_read"] == len(files) and health["largest_batch"] <= 4
+    finally:
+        server.stop()
