@@ -11,7 +11,8 @@ from torch.utils.data import Dataset
 
 from got_lightning.data.config import DatasetSpec
 from got_lightning.data.errors import BadSampleError, Problem
-from got_lightning.data.index import AnnotationIndex, build_index
+from got_lightning.data.formats import index_records
+from got_lightning.data.index import RecordIndex
 from got_lightning.data.records import image_of, parse_record
 from got_lightning.data.sample import SampleBuilder
 
@@ -20,9 +21,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class AnnotationSource:
-    """One annotation file with the folder its image paths are relative to."""
+    """One dataset's indexed records with the folder its image paths are relative to."""
 
-    index: AnnotationIndex
+    index: RecordIndex
     image_root: Path
 
     @property
@@ -54,8 +55,11 @@ def index_datasets(specs: list[DatasetSpec]) -> list[IndexedDataset]:
     for spec in specs:
         held_out = None
         if spec.val_annotations:
-            held_out = AnnotationSource(build_index(spec.val_annotations, f"{spec.name}/val"), spec.val_root)
-        indexed.append(IndexedDataset(spec, AnnotationSource(build_index(spec.annotations, spec.name), spec.root), held_out))
+            held_out = AnnotationSource(
+                index_records(spec, spec.val_annotations, f"{spec.name}/val", spec.val_root), spec.val_root
+            )
+        train = AnnotationSource(index_records(spec, spec.annotations, spec.name, spec.root), spec.root)
+        indexed.append(IndexedDataset(spec, train, held_out))
     return indexed
 
 
@@ -89,7 +93,11 @@ class GotDataset(Dataset):
         raw = None
         try:
             raw = source.index.read(position)
-            sample = self.builder.build(parse_record(raw), source.image_root, pixels)
+            record, images = parse_record(raw), source.index.images(position)
+            if images is None:
+                sample = self.builder.build(record, source.image_root, pixels)
+            else:
+                sample = self.builder.build_resolved(record, images, pixels)
         except BadSampleError as error:
             return error.problem(source.name, position, image_of(raw))
         sample["key"] = (source.name, position)

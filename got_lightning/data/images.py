@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -69,6 +70,19 @@ def resolve_image_path(image_root: Path, ref: str, allow_outside_root: bool) -> 
     return resolved
 
 
+PAGE_SUFFIX = re.compile(r"^(?P<file>.+)#(?P<page>[1-9]\d*)$")
+
+
+def split_page(ref: str) -> tuple[str, int | None]:
+    """`scan.tif#2` -> (`scan.tif`, 1): the file and the 0-based page of a multi-page file it names."""
+    match = PAGE_SUFFIX.match(ref)
+    return (match["file"], int(match["page"]) - 1) if match else (ref, None)
+
+
+def page_count(image: Image.Image) -> int:
+    return getattr(image, "n_frames", 1)
+
+
 def tile_files(folder: Path) -> list[Path]:
     """Pre-cut tiles in a folder (upstream multi-tile style), in name order."""
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
@@ -90,8 +104,9 @@ def _pixel_limit(max_pixels: int | None):
         Image.MAX_IMAGE_PIXELS = previous
 
 
-def open_image(path: ImageFile, max_pixels: int | None) -> Image.Image:
-    """Open an image lazily (header only), refusing empty, non-image and oversized files."""
+def open_image(path: ImageFile, max_pixels: int | None, frame: int = 0) -> Image.Image:
+    """Open an image lazily (header only), refusing empty, non-image and oversized files; `frame`
+    picks a page of a multi-page file (0: the first)."""
     in_memory = isinstance(path, EncodedImage)
     size = len(path.data) if in_memory else path.stat().st_size
     if size == 0:
@@ -103,6 +118,13 @@ def open_image(path: ImageFile, max_pixels: int | None) -> Image.Image:
             raise BadSampleError(f"not an image file Pillow can read: {path}") from error
         except OSError as error:
             raise BadSampleError(f"cannot open image: {path}: {error}") from error
+    if frame:
+        pages = getattr(image, "n_frames", 1)
+        try:
+            image.seek(frame)
+        except EOFError as error:
+            image.close()
+            raise BadSampleError(f"{path} has {pages} page(s): page {frame + 1} does not exist") from error
     width, height = image.size
     if max_pixels is not None and width * height > max_pixels:
         image.close()

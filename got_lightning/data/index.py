@@ -1,4 +1,5 @@
-"""Byte-offset index of an annotation file (JSON list or JSONL): records are read on demand."""
+"""Indexes of a dataset's records: what every format provides (`RecordIndex`), and the byte-offset
+index of a JSON list or JSONL annotation file, whose records are read on demand."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import codecs
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -15,6 +17,7 @@ import numpy as np
 
 from got_lightning.data.errors import AnnotationFileError, BadSampleError, Problem
 from got_lightning.data.records import image_of, parse_record
+from got_lightning.data.sample import ResolvedImage
 from got_lightning.data.split import split_point
 
 CHUNK_BYTES = 1 << 22
@@ -23,34 +26,99 @@ _SKIP = re.compile("[\ufeff \t\r\n]*")
 
 
 @dataclass
-class AnnotationIndex:
-    """Where each record of one annotation file lies, plus what the split and sampler need.
+class RecordIndex:
+    """What the split, the sampler and the error reports need of a dataset's records, whatever the
+    format they come from, and how to read one record.
 
-    Arrays are indexed by the record's 0-based position in the file. Bad records keep their
-    position (so errors name it) with `split_points` NaN; their reasons are in `problems`.
+    Arrays are indexed by the record's 0-based position. Bad records keep their position (so errors
+    name it) with `split_points` NaN; their reasons are in `problems`. `notes` counts what was read
+    but left aside without being an error (a system message a format ignores, say).
     """
 
     path: Path
     dataset: str
-    offsets: np.ndarray
-    lengths: np.ndarray
     split_points: np.ndarray
     answer_chars: np.ndarray
     problems: list[Problem]
-    _handle: tuple[int, BinaryIO] | None = field(default=None, repr=False, compare=False)
+    notes: Counter = field(default_factory=Counter)
 
     def __len__(self) -> int:
-        return len(self.offsets)
+        return len(self.split_points)
 
     @property
     def valid_positions(self) -> np.ndarray:
         return np.flatnonzero(~np.isnan(self.split_points))
 
     def read(self, position: int) -> Any:
-        """Decode the raw JSON object at a record position."""
+        """The record at a position, in GOT's conversation form (`image`, `conversations`)."""
+        raise NotImplementedError
+
+    def images(self, position: int) -> list[ResolvedImage] | None:
+        """The record's images when the format holds them itself (bytes, crops); None when they
+        are files named by the record, found from the dataset's image root."""
+        return None
+
+
+class IndexedRecords:
+    """Builds a `RecordIndex`'s arrays from records read in order."""
+
+    def __init__(self, dataset: str) -> None:
+        self.dataset = dataset
+        self.points: list[float] = []
+        self.chars: list[int] = []
+        self.problems: list[Problem] = []
+        self.notes: Counter = Counter()
+
+    def add(self, obj: Any, error: str | None = None, image: str | None = None) -> None:
+        """One record (GOT form), or the reason it could not be read."""
+        if error is None:
+            self.notes.update(obj.pop(NOTES_KEY, ()) if isinstance(obj, dict) else ())
+            try:
+                record = parse_record(obj)
+            except BadSampleError as bad:
+                error, image = bad.reason, bad.image or image_of(obj)
+            else:
+                self.points.append(split_point(record.image_key))
+                self.chars.append(record.answer_chars)
+                return
+        self.problems.append(Problem(self.dataset, len(self.points), image, error))
+        self.points.append(float("nan"))
+        self.chars.append(0)
+
+    def arrays(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "split_points": np.asarray(self.points, dtype=np.float64),
+            "answer_chars": np.asarray(self.chars, dtype=np.int32),
+            "problems": self.problems,
+            "notes": self.notes,
+        }
+
+
+# A converter may leave notes under this key of the record it returns (counted, then dropped).
+NOTES_KEY = "_notes"
+Converter = Callable[[Any], dict]
+
+
+@dataclass
+class AnnotationIndex(RecordIndex):
+    """A JSON list or JSONL file indexed by byte offsets: records are read on demand, through the
+    format's converter to GOT's form when it is not GOT's own."""
+
+    offsets: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    lengths: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    convert: Converter | None = None
+    _handle: tuple[int, BinaryIO] | None = field(default=None, repr=False, compare=False)
+
+    def read(self, position: int) -> Any:
         handle = self._file()
         handle.seek(int(self.offsets[position]))
-        return json.loads(handle.read(int(self.lengths[position])))
+        obj = json.loads(handle.read(int(self.lengths[position])))
+        if self.convert is None:
+            return obj
+        converted = self.convert(obj)
+        converted.pop(NOTES_KEY, None)
+        return converted
 
     def _file(self) -> BinaryIO:
         # A handle opened before a DataLoader worker forked shares its file position: reopen per process.
@@ -65,8 +133,9 @@ class AnnotationIndex:
         return state
 
 
-def build_index(path: str | Path, dataset: str) -> AnnotationIndex:
-    """Scan an annotation file once, validating every record's structure.
+def build_index(path: str | Path, dataset: str, convert: Converter | None = None) -> AnnotationIndex:
+    """Scan an annotation file once, validating every record's structure (after `convert`, which
+    turns another format's record into GOT's form or raises `BadSampleError`).
 
     Raises `AnnotationFileError` for a file that is missing or is not a JSON list / JSONL.
     """
@@ -75,36 +144,26 @@ def build_index(path: str | Path, dataset: str) -> AnnotationIndex:
         raise AnnotationFileError(f"dataset {dataset!r}: annotation file {path} does not exist")
     offsets: list[int] = []
     lengths: list[int] = []
-    points: list[float] = []
-    chars: list[int] = []
-    problems: list[Problem] = []
+    records = IndexedRecords(dataset)
     with open(path, "rb") as handle:
         scan = _scan_json_list if _first_char(handle) == "[" else _scan_jsonl
-        for position, (offset, length, obj, error) in enumerate(scan(handle, path)):
+        for offset, length, obj, error in scan(handle, path):
             offsets.append(offset)
             lengths.append(length)
-            if error is None:
+            if error is None and convert is not None:
                 try:
-                    record = parse_record(obj)
+                    obj = convert(obj)
                 except BadSampleError as bad:
-                    error, image = bad.reason, bad.image or image_of(obj)
-                else:
-                    points.append(split_point(record.image_key))
-                    chars.append(record.answer_chars)
+                    error = bad.reason
+                    records.add(None, error, bad.image)
                     continue
-            else:
-                image = None
-            problems.append(Problem(dataset, position, image, error))
-            points.append(float("nan"))
-            chars.append(0)
+            records.add(obj, error)
     return AnnotationIndex(
         path=path,
-        dataset=dataset,
+        **records.arrays(),
         offsets=np.asarray(offsets, dtype=np.int64),
         lengths=np.asarray(lengths, dtype=np.int64),
-        split_points=np.asarray(points, dtype=np.float64),
-        answer_chars=np.asarray(chars, dtype=np.int32),
-        problems=problems,
+        convert=convert,
     )
 
 
@@ -217,3 +276,31 @@ def _line_and_column(path: Path, byte_offset: int) -> tuple[int, int]:
     line = prefix.count(b"\n") + 1
     column = len(prefix) - (prefix.rfind(b"\n") + 1) + 1
     return line, column
+
+
+@dataclass
+class MemoryIndex(RecordIndex):
+    """Records built when the dataset is indexed (XML pages, line images), held in memory with
+    their images when the format resolves them itself (crops of a page)."""
+
+    records: list[dict] = field(default_factory=list)
+    resolved: list[list[ResolvedImage] | None] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, path: Path, dataset: str, items: list[tuple[dict | None, list[ResolvedImage] | None, str | None]]) -> MemoryIndex:
+        """From (record in GOT form, its resolved images or None, the reason it is bad or None)."""
+        indexed = IndexedRecords(dataset)
+        for record, _, error in items:
+            indexed.add(dict(record) if record is not None else None, error, image_of(record))
+        return cls(
+            path=path,
+            **indexed.arrays(),
+            records=[record or {} for record, _, _ in items],
+            resolved=[images for _, images, _ in items],
+        )
+
+    def read(self, position: int) -> Any:
+        return self.records[position]
+
+    def images(self, position: int) -> list[ResolvedImage] | None:
+        return self.resolved[position]

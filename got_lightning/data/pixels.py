@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from got_lightning.data.images import ImageFile, check_decodes, decode_pixels, open_image, oriented_size
+from got_lightning.data.regions import Region
 from got_lightning.data.resample import resize_bicubic
 from got_lightning.data.tiling import cut_tiles, tile_grid
 
@@ -54,19 +55,21 @@ class PageProcessor:
         columns, rows = self.grid(width, height)
         return columns * rows + (1 if columns * rows > 1 else 0)
 
-    def page_tiles(self, path: ImageFile) -> torch.Tensor:
-        """All tiles of one page file, normalized."""
-        image = open_image(path, self.max_pixels)
+    def page_tiles(self, path: ImageFile, frame: int = 0, region: Region | None = None) -> torch.Tensor:
+        """All tiles of one page file (its `frame`-th page, cut to `region`), normalized."""
+        image = open_image(path, self.max_pixels, frame)
         with image:
-            width, height = oriented_size(image)
+            width, height = region.size if region else oriented_size(image)
             grid = self.grid(width, height)
-            page = decode_pixels(image, path, self._draft_size(width, height, grid))
+            page = decode_pixels(image, path, None if region else self._draft_size(width, height, grid))
+        if region is not None:
+            page = region.cut(page, str(path))
         return normalize(torch.stack(self._tiles(page, grid)))
 
-    def verify(self, path: ImageFile) -> None:
+    def verify(self, path: ImageFile, frame: int = 0) -> None:
         """Decode a file in full, as training would (corrupt or truncated data shows here), without
         building tiles: what `data check` needs, at a fraction of the cost."""
-        image = open_image(path, self.max_pixels)
+        image = open_image(path, self.max_pixels, frame)
         with image:
             check_decodes(image, path)
 

@@ -59,8 +59,11 @@ class PromptBuilder:
         self.tokens_per_tile = tokens_per_tile
         self.model_max_length = model_max_length
         self.overlength = overlength
-        self._system = [IM_START_ID, *self._encode(f"system\n{SYSTEM_PROMPT}"), IM_END_ID]
+        self._system = self._system_turn(SYSTEM_PROMPT)
         self._assistant_header = [IM_START_ID, *self._encode(f"{ROLE_ASSISTANT}\n")]
+
+    def _system_turn(self, text: str) -> list[int]:
+        return [IM_START_ID, *self._encode(f"system\n{text}"), IM_END_ID]
 
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False) if text else []
@@ -79,7 +82,8 @@ class PromptBuilder:
     def build(self, record: Record, tiles_per_placeholder: list[int]) -> TokenizedSample:
         """Token ids and labels for a record whose placeholders hold these many tiles each."""
         blocks = [self.image_block(tiles) for tiles in tiles_per_placeholder]
-        segments: list[tuple[list[int], bool]] = [(self._system, False)]
+        system = self._system if record.system is None else self._system_turn(record.system)
+        segments: list[tuple[list[int], bool]] = [(system, False)]
         for turn in record.turns:
             if turn.role == GPT:
                 segments.append((self._assistant_header, False))

@@ -27,6 +27,8 @@ class Record:
 
     images: tuple[str, ...]
     turns: tuple[Turn, ...]
+    system: str | None = None
+    """A system prompt of the record's own (None: GOT's)."""
 
     @property
     def placeholders(self) -> int:
@@ -101,6 +103,17 @@ def _parse_turns(value: Any) -> tuple[Turn, ...]:
     return tuple(turns)
 
 
+def _parse_system(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise BadSampleError(f"'system' must be a non-empty string, got {value!r:.80}")
+    for token in RESERVED_IN_TEXT:
+        if token in value:
+            raise BadSampleError(f"'system' contains the reserved token {token!r}")
+    return value
+
+
 def parse_record(obj: Any) -> Record:
     """Validate one decoded JSON record; raise `BadSampleError` naming what is wrong."""
     if not isinstance(obj, dict):
@@ -110,7 +123,7 @@ def parse_record(obj: Any) -> Record:
         raise BadSampleError(f"record has no {' or '.join(repr(k) for k in missing)}")
     images = _parse_images(obj["image"])
     turns = _parse_turns(obj["conversations"])
-    record = Record(images=images, turns=turns)
+    record = Record(images=images, turns=turns, system=_parse_system(obj.get("system")))
     placeholders = record.placeholders
     if placeholders == 0:
         raise BadSampleError(f"no {IMAGE_PLACEHOLDER} placeholder in the human turns", image=images[0])

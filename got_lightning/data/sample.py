@@ -10,10 +10,11 @@ from typing import TypeVar
 import torch
 
 from got_lightning.data.errors import BadSampleError
-from got_lightning.data.images import ImageFile, open_image, oriented_size, resolve_image_path, tile_files
+from got_lightning.data.images import ImageFile, open_image, oriented_size, resolve_image_path, split_page, tile_files
 from got_lightning.data.pixels import PageProcessor
 from got_lightning.data.prompt import PromptBuilder
 from got_lightning.data.records import GPT, Record
+from got_lightning.data.regions import Region
 
 T = TypeVar("T")
 
@@ -25,6 +26,10 @@ class ResolvedImage:
     ref: str
     files: tuple[ImageFile, ...]
     is_tile_folder: bool = False
+    frame: int | None = None
+    """The page of a multi-page file (`scan.tif#2`: 1); None: not asked, the first."""
+    region: Region | None = None
+    """The part of the page to read (a PAGE-XML or ALTO region or line)."""
 
 
 class SampleBuilder:
@@ -38,6 +43,10 @@ class SampleBuilder:
     def resolve(self, record: Record, image_root: Path) -> list[ResolvedImage]:
         sources = []
         for ref in record.images:
+            file, frame = split_page(ref)
+            if frame is not None and not (image_root / ref).exists():
+                sources.append(ResolvedImage(ref, (resolve_image_path(image_root, file, self.allow_outside_root),), frame=frame))
+                continue
             path = resolve_image_path(image_root, ref, self.allow_outside_root)
             if path.is_dir():
                 sources.append(ResolvedImage(ref, tuple(tile_files(path)), True))
@@ -46,10 +55,11 @@ class SampleBuilder:
         return sources
 
     def page_size(self, source: ResolvedImage) -> tuple[int, int]:
-        """Upright (width, height) of a page, or of the first tile of a tile folder."""
-        image = open_image(source.files[0], self.pages.max_pixels)
+        """Upright (width, height) of a page (of its region), or of the first tile of a tile folder."""
+        image = open_image(source.files[0], self.pages.max_pixels, source.frame or 0)
         with image:
-            return oriented_size(image)
+            size = oriented_size(image)
+        return source.region.size if source.region else size
 
     def count_tiles(self, source: ResolvedImage, size: tuple[int, int]) -> int:
         return len(source.files) if source.is_tile_folder else self.pages.num_tiles(*size)
@@ -93,12 +103,12 @@ class SampleBuilder:
 
     def _verify(self, source: ResolvedImage) -> None:
         for path in source.files:
-            self.pages.verify(path)
+            self.pages.verify(path, source.frame or 0)
 
     def _decode(self, source: ResolvedImage) -> list[torch.Tensor]:
         if source.is_tile_folder:
             return [self.pages.single_tile(path) for path in source.files]
-        return [self.pages.page_tiles(source.files[0])]
+        return [self.pages.page_tiles(source.files[0], source.frame or 0, source.region)]
 
 
 def _blaming(source: ResolvedImage, read: Callable[[ResolvedImage], T]) -> T:

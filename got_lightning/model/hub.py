@@ -54,9 +54,9 @@ def fetch_model_dir(model_path: str | Path, revision: str | None = None) -> Path
     if not is_hub_id(model_path):
         return Path(model_path).expanduser()
     repo_id, revision = str(model_path), revision or DEFAULT_REVISION
-    snapshot = _snapshot(repo_id, revision, MODEL_FILES)
+    snapshot = hub_snapshot(repo_id, revision, MODEL_FILES)
     if not has_weights(snapshot):
-        snapshot = _snapshot(repo_id, revision, PICKLE_WEIGHTS + MODEL_FILES)
+        snapshot = hub_snapshot(repo_id, revision, PICKLE_WEIGHTS + MODEL_FILES)
     return snapshot
 
 
@@ -72,7 +72,11 @@ def resolve_model_path(model_path: str | Path, revision: str | None = None) -> P
     return publish_once(target, lambda staging: convert_model_dir(folder, staging))
 
 
-def _snapshot(repo_id: str, revision: str, patterns: list[str]) -> Path:
+def hub_snapshot(
+    repo_id: str, revision: str, patterns: list[str], repo_type: str = "model", error_class: type[Exception] = ModelDirError
+) -> Path:
+    """The cached snapshot folder of a Hub repository's matching files (downloaded when missing and
+    online); every way it can fail is one `error_class` naming the id, the revision and what to do."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
         GatedRepoError,
@@ -82,26 +86,28 @@ def _snapshot(repo_id: str, revision: str, patterns: list[str]) -> Path:
         RevisionNotFoundError,
     )
 
-    where = f"model {repo_id} (revision {revision})"
-    download = f"`hf download {repo_id} --revision {revision}` (`huggingface-cli download` before huggingface_hub 1.0)"
+    where = f"{repo_type} {repo_id} (revision {revision})"
+    kind = "" if repo_type == "model" else f" --repo-type {repo_type}"
+    download = f"`hf download {repo_id}{kind} --revision {revision}` (`huggingface-cli download` before huggingface_hub 1.0)"
+    fail = error_class
     try:
-        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns, repo_type=repo_type))
     except GatedRepoError as error:
-        raise ModelDirError(
+        raise fail(
             f"{where} is gated: accept its terms on huggingface.co/{repo_id}, then set HF_TOKEN (or run `hf auth login`)"
         ) from error
     except RevisionNotFoundError as error:
-        raise ModelDirError(f"{where}: the repository has no such branch, tag or commit") from error
+        raise fail(f"{where}: the repository has no such branch, tag or commit") from error
     except RepositoryNotFoundError as error:
-        raise ModelDirError(
-            f"{where}: no such model on the Hugging Face Hub, or it is private (set HF_TOKEN); "
+        raise fail(
+            f"{where}: no such {repo_type} on the Hugging Face Hub, or it is private (set HF_TOKEN); "
             "a local folder of that name does not exist either"
         ) from error
     except LocalEntryNotFoundError as error:
-        raise ModelDirError(
+        raise fail(
             f"{where} is not in the Hugging Face cache and the Hub cannot be reached (HF_HUB_OFFLINE="
             f"{os.environ.get('HF_HUB_OFFLINE', 'unset')}): run {download} where there is a network, "
             "with the same HF_HOME"
         ) from error
     except HfHubHTTPError as error:
-        raise ModelDirError(f"{where}: the Hub answered {error.response.status_code}; try {download}") from error
+        raise fail(f"{where}: the Hub answered {error.response.status_code}; try {download}") from error
