@@ -11,8 +11,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     for name, help_text in (("check", "read every record and image, report problems"), ("show", "show one sample")):
         parser = commands.add_parser(name, help=help_text)
         parser.add_argument("--config", help="got-lightning YAML config (its data section)")
-        parser.add_argument("--annotations", help="annotation file (JSON list or JSONL)")
+        parser.add_argument("--annotations", help="annotations: a file, a folder or a dataset id, in any format (see --format)")
         parser.add_argument("--image-root", "--image_root", dest="image_root", help="folder image paths are relative to")
+        parser.add_argument(
+            "--format",
+            choices=("auto", "got", "messages", "sharegpt", "parquet", "hf", "pagexml", "alto", "lines"),
+            help="format of --annotations (default: auto, from the path and the first record)",
+        )
         parser.add_argument("--image-mode", "--image_mode", dest="image_mode", choices=("resize", "pad", "tiles"))
         parser.add_argument(
             "--model_path",

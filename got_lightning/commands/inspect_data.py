@@ -4,6 +4,7 @@ exactly as the model gets it, and report it."""
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from collections import Counter
 from pathlib import Path
@@ -33,9 +34,8 @@ def _data_module(args: argparse.Namespace) -> GotDataModule:
         if model.get("model_path") and not args.model_path:
             ensure_model_dir(model["model_path"], model.get("init_preset"), model.get("init_seed", 0))
     elif args.annotations:
-        data = {
-            "datasets": [{"name": Path(args.annotations).stem, "annotations": args.annotations, "image_root": args.image_root}]
-        }
+        spec = {"name": Path(args.annotations).stem, "annotations": args.annotations, "image_root": args.image_root}
+        data = {"datasets": [{**spec, "format": args.format or "auto"}]}
         model = {}
     else:
         raise ValueError("give --config CFG or --annotations FILE [--image-root DIR]")
@@ -209,6 +209,7 @@ def _sample_summary(sample: dict) -> dict:
         "labels": labels,
         "attention_mask": [1] * len(input_ids),
         "pixel_values_shape": list(sample["pixel_values"].shape),
+        "pixel_values_sha256": hashlib.sha256(sample["pixel_values"].contiguous().numpy().tobytes()).hexdigest(),
         "num_tiles": sample["num_tiles"],
         "tile_grids": sample["grids"],
         "image_sizes": sample["image_sizes"],

@@ -28,8 +28,9 @@ def index_records(spec: DatasetSpec, annotations: str, dataset: str, image_root:
         return build_index(annotations, dataset, functools.partial(messages_to_got, keep_system=spec.keep_system))
     if kind == "sharegpt":
         keys = ShareGptKeys()
-        if spec.dataset_info:
-            keys = ShareGptKeys.from_dataset_info(spec.dataset_info, Path(annotations).name, spec.name)
+        info = spec.dataset_info or _dataset_info_beside(Path(annotations))
+        if info:
+            keys = ShareGptKeys.from_dataset_info(info, Path(annotations).name, spec.name)
         return build_index(annotations, dataset, functools.partial(sharegpt_to_got, keys=keys, keep_system=spec.keep_system))
     if kind in ("parquet", "hf"):
         columns = TableColumns(spec.image_column, spec.text_column, spec.prompt_column, spec.question)
@@ -89,8 +90,22 @@ def _xml_format(path: Path) -> str:
     return "alto" if "<alto" in head or "alto/ns" in head.lower() else "pagexml"
 
 
+def _dataset_info_beside(path: Path) -> Path | None:
+    """LLaMA-Factory's `dataset_info.json` in the file's folder, when it has an entry for the file."""
+    info = path.parent / "dataset_info.json"
+    try:
+        entries = json.loads(info.read_text(encoding="utf-8")) if info.is_file() else {}
+    except (OSError, ValueError):
+        return None
+    named = isinstance(entries, dict) and any(isinstance(e, dict) and e.get("file_name") == path.name for e in entries.values())
+    return info if named else None
+
+
 def _record_format(path: Path, dataset: str) -> str:
-    """GOT, messages or sharegpt, from the keys of the file's first record."""
+    """GOT, messages or sharegpt, from the keys of the file's first record (or from a
+    `dataset_info.json` beside it that lists the file)."""
+    if _dataset_info_beside(path) is not None:
+        return "sharegpt"
     with open(path, "rb") as handle:
         head = handle.read(1 << 16).decode("utf-8", errors="ignore").lstrip("\ufeff \t\r\n")
     first = head.lstrip("[ \t\r\n")
