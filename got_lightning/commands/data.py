@@ -1,4 +1,5 @@
-"""`got-lightning data check` and `got-lightning data show`: see exactly what the model will get."""
+"""`got-lightning data check`, `data show` and `data convert`: see exactly what the model will get,
+and move datasets between formats."""
 
 from __future__ import annotations
 
@@ -8,11 +9,22 @@ import argparse
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     data = subparsers.add_parser("data", help="inspect datasets")
     commands = data.add_subparsers(dest="data_command", required=True)
-    for name, help_text in (("check", "read every record and image, report problems"), ("show", "show one sample")):
+    for name, help_text in (
+        ("check", "read every record and image, report problems"),
+        ("show", "show one sample"),
+        ("convert", "write the datasets, in any format, as GOT JSONL (or messages)"),
+    ):
         parser = commands.add_parser(name, help=help_text)
         parser.add_argument("--config", help="got-lightning YAML config (its data section)")
         parser.add_argument("--annotations", help="annotations: a file, a folder or a dataset id, in any format (see --format)")
         parser.add_argument("--image-root", "--image_root", dest="image_root", help="folder image paths are relative to")
+        parser.add_argument(
+            "--allow-outside-root",
+            "--allow_outside_root",
+            dest="allow_outside_root",
+            action="store_true",
+            help="let --annotations' image paths point outside --image-root",
+        )
         parser.add_argument(
             "--format",
             choices=("auto", "got", "messages", "sharegpt", "parquet", "hf", "pagexml", "alto", "lines"),
@@ -26,8 +38,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             help="model folder or hub id whose tokenizer and tile size to use (default: the config's model)",
         )
         parser.add_argument("--revision", help="branch, tag or commit of a hub id (default: the config's, else main)")
-        parser.add_argument("--json", action="store_true", help="print one JSON object")
-        if name == "check":
+        if name != "convert":
+            parser.add_argument("--json", action="store_true", help="print one JSON object")
+        if name == "convert":
+            parser.add_argument(
+                "--output", required=True, help="JSONL file to write (images it must write go in images/ beside it)"
+            )
+            parser.add_argument("--split", choices=("train", "val", "all"), default="all", help="which records (default: all)")
+            parser.add_argument("--to", choices=("got", "messages"), default="got", help="the format written")
+        elif name == "check":
             parser.add_argument("--workers", type=int, default=0, help="worker processes reading images")
         else:
             parser.add_argument("--split", choices=("train", "val"), default="train")
@@ -39,5 +58,9 @@ def run(args: argparse.Namespace) -> int:
 
     from got_lightning.commands.inspect_data import check, show
 
+    if args.data_command == "convert":
+        from got_lightning.commands.convert_data import convert
+
+        return convert(args, Console())
     console = Console(stderr=args.json)
     return check(args, console) if args.data_command == "check" else show(args, console)

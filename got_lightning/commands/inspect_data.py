@@ -44,6 +44,8 @@ def _data_module(args: argparse.Namespace) -> GotDataModule:
         data["image_mode"] = args.image_mode
     data["datasets"] = [as_options(DatasetSpec, spec) for spec in data.get("datasets", [])]
     data["strict"] = False
+    if args.allow_outside_root:
+        data["allow_outside_root"] = True
     module = GotDataModule(**data)
     module.prepare_data()
     return module

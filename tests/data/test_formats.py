@@ -165,3 +165,39 @@ def test_a_page_of_a_multi_page_tiff_is_read_by_its_number(tmp_path, micro_model
         == 1
     )
     assert "has 3 page(s): page 4 does not exist" in " ".join(capsys.readouterr().out.split())
+
+
+def test_convert_writes_got_jsonl_that_reads_as_the_source_and_back_to_messages(formats, micro_model_dir, capsys, tmp_path):
+    _, made = formats
+    for name, (source, kind) in made.items():
+        expected = sample_of(shown(capsys, micro_model_dir, source, kind))
+        output = tmp_path / name / "out.jsonl"
+        assert main(["data", "convert", "--annotations", source, "--format", kind, "--output", str(output)]) == 0
+        capsys.readouterr()
+        assert sample_of(shown(capsys, micro_model_dir, str(output), "got", "--allow-outside-root")) == expected, name
+        back = tmp_path / name / "messages.jsonl"
+        arguments = ["data", "convert", "--annotations", str(output), "--output", str(back), "--to", "messages"]
+        assert main([*arguments, "--allow-outside-root"]) == 0
+        capsys.readouterr()
+        assert sample_of(shown(capsys, micro_model_dir, str(back), "messages", "--allow-outside-root")) == expected, name
+    embedded = json.loads((tmp_path / "parquet" / "out.jsonl").read_text())
+    assert embedded["image"].startswith("images/") and (tmp_path / "parquet" / embedded["image"]).is_file()
+    in_place = json.loads((tmp_path / "got" / "out.jsonl").read_text())
+    assert Path(in_place["image"]) == Path(made["got"][0]).parent.joinpath("page.png").resolve()  # outside: absolute
+
+
+def test_convert_writes_each_line_cut_once_and_it_reads_the_same(formats, micro_model_dir, capsys, tmp_path):
+    _, made = formats
+    config = tmp_path / "lines.yaml"
+    spec = {"name": "transkribus", "annotations": made["pagexml"][0], "level": "line", "mask_outside_polygon": True}
+    config.write_text(json.dumps({"data": {"datasets": [spec], "model_path": str(micro_model_dir)}}))
+    output = tmp_path / "out" / "lines.jsonl"
+    assert main(["data", "convert", "--config", str(config), "--output", str(output)]) == 0
+    records = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [r["conversations"][1]["value"] for r in records] == ["first line", "second line", "third"]
+    assert len(list((tmp_path / "out" / "images").rglob("*.png"))) == 3
+    capsys.readouterr()
+    assert main(["data", "show", "--config", str(config), "--split", "train", "--index", "0", "--json"]) == 0
+    cut = json.loads(capsys.readouterr().out)
+    converted = shown(capsys, micro_model_dir, str(output), "got", "--index", str(cut["record"]))
+    assert sample_of(converted) == sample_of(cut)
