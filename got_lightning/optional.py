@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-EXTRAS = {"peft": "lora", "bitsandbytes": "bnb", "deepspeed": "deepspeed"}
+EXTRAS = {"peft": "lora", "bitsandbytes": "bnb", "deepspeed": "deepspeed", "pyarrow": "datasets"}
 
 
 class MissingExtraError(ImportError):

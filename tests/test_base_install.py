@@ -1,5 +1,5 @@
-"""The README's install (no extras) runs every command that needs none: peft, bitsandbytes and
-deepspeed are hidden from the `got-lightning` processes here, as if they were not installed.
+"""The README's install (no extras) runs every command that needs none: peft, bitsandbytes,
+deepspeed, pyarrow and datasets are hidden from the `got-lightning` processes here, as if they were not installed.
 (CI also runs tools/journey.py in a venv made with the README's install alone.)"""
 
 import json
@@ -15,7 +15,7 @@ from tests.training_helpers import fit_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("base_install")]  # one worker builds the module's shared runs
 
-EXTRAS = ("peft", "bitsandbytes", "deepspeed")
+EXTRAS = ("peft", "bitsandbytes", "deepspeed", "pyarrow", "datasets")
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def no_extras(tmp_path_factory):
 def test_the_environment_really_hides_the_extras(no_extras):
     probe = f"import importlib.util as u; print([u.find_spec(n) for n in {EXTRAS!r}])"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=no_extras, check=True)
-    assert result.stdout.strip() == "[None, None, None]"
+    assert result.stdout.strip() == "[None, None, None, None, None]"
 
 
 def test_every_command_runs_without_extras(no_extras, micro_model_dir, digit_pages, tmp_path):
@@ -81,3 +81,8 @@ def test_a_feature_that_needs_an_extra_names_it_in_one_line(no_extras, micro_mod
         last = result.stderr.strip().splitlines()[-1]
         assert last.startswith("got-lightning: error:") and f"pip install 'got-lightning[{extra}]'" in last
         assert "Traceback" not in result.stderr
+    table = tmp_path / "pages.parquet"
+    table.write_bytes(b"PAR1")  # never read: the missing package is named first
+    result = run_executable("data", "check", "--annotations", str(table), "--model_path", str(micro_model_dir), env=no_extras)
+    assert result.returncode == 2 and "pip install 'got-lightning[datasets]'" in result.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in result.stderr

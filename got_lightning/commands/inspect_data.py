@@ -83,6 +83,7 @@ class _SampleStats:
             "tiles": sample["num_tiles"],
             "sizes": sample["image_sizes"],
             "truncated": sample["truncated"],
+            "notes": sample["notes"],
         }
 
 
@@ -91,6 +92,9 @@ def check(args: argparse.Namespace, console: Console) -> int:
     dataset, problems, records = _all_records(module)
     loader = DataLoader(_SampleStats(dataset), batch_size=None, num_workers=args.workers)
     tokens, tiles, widths, heights, truncated = [], [], [], [], 0
+    notes = Counter()
+    for source in dataset.sources:
+        notes.update({f"{source.name}: {note}": count for note, count in source.index.notes.items()})
     for summary in track(loader, description="checking records", console=console, disable=args.json):
         if "problem" in summary:
             problems.append(summary["problem"])
@@ -100,6 +104,7 @@ def check(args: argparse.Namespace, console: Console) -> int:
         widths += [w for w, _ in summary["sizes"]]
         heights += [h for _, h in summary["sizes"]]
         truncated += summary["truncated"]
+        notes.update(_reason_kind(note) for note in summary["notes"])
     problems.sort(key=lambda p: (p.dataset, p.index))
     report = {
         "records": records,
@@ -111,6 +116,7 @@ def check(args: argparse.Namespace, console: Console) -> int:
         "width": _percentiles(widths),
         "height": _percentiles(heights),
         "reasons": Counter(_reason_kind(p.reason) for p in problems),
+        "notes": dict(notes),
         "bad": [p.to_dict() for p in problems],
     }
     if args.json:
@@ -143,6 +149,8 @@ def _print_check(report: dict, problems: list[Problem], console: Console) -> Non
         f"records: {report['records']}  good: {report['good']}  bad: {len(problems)}  images: {report['images']}"
         f"  truncated answers: {report['truncated']}"
     )
+    for note, count in report["notes"].items():
+        console.print(Text(f"note: {count} x {note}"))
     for problem in problems:
         console.print(Text(f"BAD {problem}", style="red"))
 

@@ -21,7 +21,6 @@ from got_lightning.evaluation.held_out import NothingScoredError
 from got_lightning.evaluation.prediction_files import PredictSettingsError
 from got_lightning.evaluation.prediction_writer import PredictionWriter
 from got_lightning.module import GotLightningModule
-from got_lightning.optional import MissingExtraError
 from got_lightning.training.checkpoints import (
     NAMED_CHECKPOINTS,
     AtomicCheckpointIO,
@@ -165,7 +164,6 @@ def lightning_errors_as_lines(command: Callable[[list[str]], int], argv: list[st
     except (
         PreflightError,
         NoCheckpointError,
-        MissingExtraError,
         NonFiniteTrainingError,
         NothingScoredError,
         NothingToTrainError,

@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 from PIL import Image
 
-from got_lightning.data.images import ImageFile, check_decodes, decode_pixels, open_image, oriented_size
+from got_lightning.data.images import ImageFile, check_decodes, decode_pixels, open_image, oriented_size, page_count
 from got_lightning.data.regions import Region
 from got_lightning.data.resample import resize_bicubic
 from got_lightning.data.tiling import cut_tiles, tile_grid
@@ -66,12 +66,13 @@ class PageProcessor:
             page = region.cut(page, str(path))
         return normalize(torch.stack(self._tiles(page, grid)))
 
-    def verify(self, path: ImageFile, frame: int = 0) -> None:
+    def verify(self, path: ImageFile, frame: int = 0) -> int:
         """Decode a file in full, as training would (corrupt or truncated data shows here), without
-        building tiles: what `data check` needs, at a fraction of the cost."""
+        building tiles: what `data check` needs, at a fraction of the cost. Returns its page count."""
         image = open_image(path, self.max_pixels, frame)
         with image:
             check_decodes(image, path)
+            return page_count(image)
 
     def single_tile(self, path: ImageFile) -> torch.Tensor:
         """A pre-cut tile file, resized to one tile whatever the mode."""

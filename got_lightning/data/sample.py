@@ -79,12 +79,12 @@ class SampleBuilder:
         sizes = [_blaming(source, self.page_size) for source in sources]
         tiles_per_image = [self.count_tiles(source, size) for source, size in zip(sources, sizes)]
         tokens = self.prompts.build(record, self.tiles_per_placeholder(record, tiles_per_image))
+        notes: list[str] = []
         if pixels:
             tiles = [tile for source in sources for tile in _blaming(source, self._decode)]
             pixel_values = tiles[0] if len(tiles) == 1 else torch.cat(tiles)
         else:
-            for source in sources:
-                _blaming(source, self._verify)
+            notes = [note for source in sources if (note := _blaming(source, self._verify))]
             pixel_values = None
         answers = [turn.text for turn in record.turns if turn.role == GPT]
         return {
@@ -99,11 +99,15 @@ class SampleBuilder:
             "answer": answers[tokens.answers_kept - 1] if tokens.answers_kept else "",
             "image_sizes": sizes,
             "grids": [None if source.is_tile_folder else self.pages.grid(*size) for source, size in zip(sources, sizes)],
+            "notes": notes,
         }
 
-    def _verify(self, source: ResolvedImage) -> None:
-        for path in source.files:
-            self.pages.verify(path, source.frame or 0)
+    def _verify(self, source: ResolvedImage) -> str | None:
+        """Decode every file; a note when a multi-page file is read at its first page unasked."""
+        pages = [self.pages.verify(path, source.frame or 0) for path in source.files]
+        if source.frame is None and pages[0] > 1:
+            return f"multi-page image, page 1 of {pages[0]} read (write {source.ref}#2 for the second)"
+        return None
 
     def _decode(self, source: ResolvedImage) -> list[torch.Tensor]:
         if source.is_tile_folder:

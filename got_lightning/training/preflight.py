@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
+
+from got_lightning.data.formats.tables import is_dataset_id
 
 
 class PreflightError(RuntimeError):
@@ -23,18 +26,30 @@ def check_writable(folder: str | Path) -> None:
 
 
 def check_annotations(datasets: list) -> None:
-    """Every annotation file a dataset names exists and can be read (synthetic ones are built later)."""
+    """Every annotation file or folder a dataset names exists and can be read (synthetic ones are
+    built later; a hub dataset id is looked up in the hub cache when it is indexed)."""
     for spec in datasets:
         for path in (spec.annotations, spec.val_annotations):
             if path is None or (spec.synthetic is not None and path == spec.annotations):
                 continue
-            try:
-                with open(path, "rb") as handle:
-                    handle.read(1)
-            except OSError as error:
-                raise PreflightError(
-                    f"dataset {spec.name!r}: annotation file {path} cannot be read: {error.strerror or error}"
-                ) from error
+            _check_readable(spec.name, str(path))
+
+
+def _check_readable(dataset: str, annotations: str) -> None:
+    path = Path(annotations)
+    if not path.exists() and is_dataset_id(annotations):
+        return
+    try:
+        if path.is_dir():
+            with os.scandir(path) as entries:
+                next(entries, None)
+        else:
+            with open(path, "rb") as handle:
+                handle.read(1)
+    except OSError as error:
+        raise PreflightError(
+            f"dataset {dataset!r}: annotations {annotations} cannot be read: {error.strerror or error}"
+        ) from error
 
 
 def checkpoint_bytes(trainable_parameters: int, bytes_per_value: int = 4) -> int:

@@ -201,3 +201,46 @@ def test_convert_writes_each_line_cut_once_and_it_reads_the_same(formats, micro_
     cut = json.loads(capsys.readouterr().out)
     converted = shown(capsys, micro_model_dir, str(output), "got", "--index", str(cut["record"]))
     assert sample_of(converted) == sample_of(cut)
+
+
+def test_data_check_reports_an_unasked_multi_page_file_and_ignored_system_messages(formats, micro_model_dir, capsys, tmp_path):
+    from PIL import Image
+
+    pages = [Image.new("RGB", (64, 32), color) for color in ("white", "black")]
+    pages[0].save(tmp_path / "book.tif", save_all=True, append_images=pages[1:])
+    (tmp_path / "book.json").write_text(json.dumps([{"image": "book.tif", "conversations": [{"from": "human", "value": "<image>\nOCR: "}, {"from": "gpt", "value": "x"}]}]))  # fmt: skip
+    assert (
+        main(["data", "check", "--annotations", str(tmp_path / "book.json"), "--model_path", str(micro_model_dir), "--json"]) == 0
+    )
+    assert json.loads(capsys.readouterr().out)["notes"] == {"multi-page image, page 1 of 2 read": 1}
+    _, made = formats
+    assert main(["data", "check", "--annotations", made["messages"][0], "--model_path", str(micro_model_dir), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["notes"] == {"messages: system message ignored (keep_system: false)": 1}
+
+
+@pytest.mark.slow
+def test_fit_runs_on_a_config_that_mixes_three_formats(formats, micro_model_dir, tmp_path):
+    _, made = formats
+    config = tmp_path / "mixed.yaml"
+    datasets = [
+        {"name": "swift", "annotations": made["messages"][0], "repeat": 4},
+        {"name": "table", "annotations": made["parquet"][0], "repeat": 4},
+        {"name": "transkribus", "annotations": made["pagexml"][0], "level": "line", "repeat": 2},
+    ]
+    body = {
+        "model": {"model_path": str(micro_model_dir), "generation": {"max_new_tokens": 4}},
+        "data": {"datasets": datasets, "batch_size": 2, "val_fraction": 0.0},
+        "trainer": {
+            "accelerator": "cpu",
+            "max_steps": 4,
+            "logger": False,
+            "default_root_dir": str(tmp_path / "run"),
+            "limit_val_batches": 0,
+        },
+    }
+    config.write_text(json.dumps(body))
+    result = run_executable("fit", "--config", str(config))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+    for name, count in (("swift", 4), ("table", 4), ("transkribus", 6)):
+        assert f"dataset {name!r}" in result.stderr and f"train {count}" in result.stderr

@@ -21,6 +21,14 @@ def test_unreadable_annotation_file_is_named(micro_model_dir, digit_pages, tmp_p
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
+def test_a_missing_relative_file_is_not_taken_for_a_dataset_id(micro_model_dir, digit_pages, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = fit_config(tmp_path / "c.yaml", digit_pages, micro_model_dir, tmp_path / "run")
+    datasets = json.dumps([{"name": "typo", "annotations": "data/train.jsonl"}])  # looks like org/name
+    assert main(["fit", "--config", str(config), "--data.datasets", datasets]) == 2
+    assert "dataset 'typo': annotations data/train.jsonl cannot be read: No such file" in capsys.readouterr().err
+
+
 def test_too_little_disk_for_the_kept_checkpoints_is_refused(tmp_path):
     free = shutil.disk_usage(tmp_path).free
     check_free_space(tmp_path, free // 2)

@@ -13,7 +13,7 @@ from got_lightning.data.config import DatasetSpec
 from got_lightning.data.errors import AnnotationFileError
 from got_lightning.data.formats.conversations import ShareGptKeys, messages_to_got, sharegpt_to_got
 from got_lightning.data.formats.line_images import index_line_images, transcription_of
-from got_lightning.data.formats.tables import TableColumns, index_table, table_files
+from got_lightning.data.formats.tables import TableColumns, index_table, is_dataset_id, table_files
 from got_lightning.data.formats.xml_pages import index_xml_pages
 from got_lightning.data.images import IMAGE_SUFFIXES
 from got_lightning.data.index import RecordIndex, build_index
@@ -51,11 +51,9 @@ def _existing(annotations: str, dataset: str, kind: str) -> Path:
 
 def detect_format(annotations: str, dataset: str) -> str:
     """The format of an annotation path: by its kind (file, folder, hub id), extension and first record."""
-    from got_lightning.model.hub import is_hub_id
-
     path = Path(annotations)
     if not path.exists():
-        if is_hub_id(annotations):
+        if is_dataset_id(annotations):
             return "hf"
         raise AnnotationFileError(f"dataset {dataset!r}: annotation file {annotations} does not exist")
     if path.is_dir():

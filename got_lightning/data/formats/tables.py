@@ -18,6 +18,7 @@ from got_lightning.data.errors import AnnotationFileError, BadSampleError
 from got_lightning.data.images import EncodedImage
 from got_lightning.data.index import IndexedRecords, RecordIndex
 from got_lightning.data.sample import ResolvedImage
+from got_lightning.model.hub import is_hub_id
 from got_lightning.optional import require
 
 HUB_PATTERNS = ["*.parquet", "**/*.parquet", "*.md", "*.json"]
@@ -130,13 +131,21 @@ def _record(position: int, row: dict[str, Any], image: Any, columns: TableColumn
     }
 
 
+_FILE_SUFFIXES = {".json", ".jsonl", ".parquet", ".arrow", ".xml", ".txt"}
+
+
+def is_dataset_id(annotations: str) -> bool:
+    """`org/name` that is no local path and does not look like a missing annotation file."""
+    return is_hub_id(annotations) and Path(annotations).suffix.lower() not in _FILE_SUFFIXES
+
+
 def table_files(annotations: str, split: str, revision: str, dataset: str) -> list[str]:
     """The Parquet or Arrow files of a dataset: a Parquet file, a folder of them (split-named files
     first), a `save_to_disk` folder (a split of a DatasetDict), or a hub dataset id."""
-    from got_lightning.model.hub import hub_snapshot, is_hub_id
+    from got_lightning.model.hub import hub_snapshot
 
     path = Path(annotations)
-    if is_hub_id(annotations):
+    if is_dataset_id(annotations):
         path = hub_snapshot(annotations, revision, HUB_PATTERNS, repo_type="dataset", error_class=AnnotationFileError)
     if path.is_file():
         return [str(path)]
