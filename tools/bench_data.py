@@ -1,7 +1,7 @@
 """Data-pipeline benchmarks, printed as a table and as one JSON line per comparison.
 
-python tools/bench_data.py index --records 1000000
-python tools/bench_data.py pipeline --pages 4
+python tools/bench_data.py index --records 1000000   # GOT JSONL, messages JSONL, Parquet
+python tools/bench_data.py pipeline --pages 4   # JPEG, PNG, LZW and deflate TIFF pages
 python tools/bench_data.py pipeline --images DIR   # your own pages
 python tools/bench_data.py padding --records 4000 --batch_size 8
 python tools/bench_data.py check --records 100000 --images 10000
@@ -28,6 +28,8 @@ from jsonargparse import CLI
 from PIL import Image, ImageDraw
 
 from got_lightning.data.collate import Collator
+from got_lightning.data.config import DatasetSpec
+from got_lightning.data.formats import index_records
 from got_lightning.data.index import build_index
 from got_lightning.data.pixels import PageProcessor
 from got_lightning.data.prompt import PromptBuilder
@@ -36,58 +38,129 @@ from got_lightning.data.sample import SampleBuilder
 from got_lightning.data.sampler import TrainBatchSampler
 from got_lightning.tokenizer import build_got_tokenizer
 
-PAGE_SIZES = ((2480, 3508, "JPEG"), (1345, 2895, "JPEG"), (4000, 6000, "JPEG"), (2480, 3508, "PNG"))
+# (width, height, format, compression): A4 at 300 dpi, a tall newspaper column, a 24 MP photo of a
+# page; PNG and TIFF as archives keep them.
+PAGE_SIZES = (
+    (2480, 3508, "JPEG", None),
+    (1345, 2895, "JPEG", None),
+    (4000, 6000, "JPEG", None),
+    (2480, 3508, "PNG", None),
+    (2480, 3508, "TIFF", "tiff_lzw"),
+    (2480, 3508, "TIFF", "tiff_adobe_deflate"),
+)
 ANSWER = "臣聞求木之長者必固其根本欲流之遠者必浚其泉源" * 20
 
 
-def index(records: int = 1_000_000, annotations: str | None = None) -> None:
-    """Index a JSONL annotation file: seconds and extra peak memory (target < 30 s, < 500 MB).
+INDEX_FORMATS = ("got", "messages", "parquet")
+
+
+def index(records: int = 1_000_000, annotations: str | None = None, formats: str = ",".join(INDEX_FORMATS)) -> None:
+    """Index the same records as GOT JSONL, `messages` JSONL and Parquet (or your own file), each
+    in a fresh process: seconds and extra peak memory (GOT target < 30 s, < 500 MB; the other
+    formats within 1.5x of GOT's time).
 
     Args:
         records: Records to generate when no file is given.
-        annotations: Your own annotation file instead.
+        annotations: Your own annotation file (any format) instead.
+        formats: The generated formats to measure, comma-separated.
     """
+    import multiprocessing
+
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(annotations) if annotations else Path(folder) / "big.jsonl"
-        if not annotations:
-            with open(path, "w", encoding="utf-8") as handle:
-                for i in range(records):
-                    handle.write(
-                        json.dumps(
-                            {
-                                "image": f"images/{i:07d}.jpg",
-                                "conversations": [
-                                    {"from": "human", "value": "<image>\nOCR: "},
-                                    {"from": "gpt", "value": ANSWER[: 20 + i % 200]},
-                                ],
-                            },
-                            ensure_ascii=False,
-                        )
-                        + "\n"
-                    )
-        rss_before = psutil.Process().memory_info().rss
-        start = time.perf_counter()
-        built = build_index(path, "bench")
-        seconds = time.perf_counter() - start
-        peak_extra_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss_before) / 2**20
-        print(
-            f"{len(built)} records ({path.stat().st_size / 2**20:.0f} MiB) indexed in {seconds:.2f} s, extra peak memory {peak_extra_mb:.0f} MiB"
-        )
-        emit("index_jsonl_seconds", seconds, 30.0, "s (baseline = target)")
-        emit("index_jsonl_extra_peak_mb", peak_extra_mb, 500.0, "MiB (baseline = target)")
+        if annotations:
+            files = {"yours": (Path(annotations), Path(annotations))}
+        else:
+            answers = [ANSWER[: 20 + i % 200] for i in range(records)]
+            (Path(folder) / "warm-up").mkdir()
+            files = {
+                kind: (
+                    _write_index_input(Path(folder), kind, answers),
+                    _write_index_input(Path(folder) / "warm-up", kind, answers[:10]),
+                )
+                for kind in formats.split(",")
+            }
+        seconds = {}
+        for kind, (path, warm_up) in files.items():
+            context = multiprocessing.get_context("spawn")
+            results = context.Queue()
+            worker = context.Process(target=_index_worker, args=(str(path), str(warm_up), results))
+            worker.start()
+            count, took, baseline, peak = results.get()
+            worker.join()
+            seconds[kind] = took
+            extra_mb = (peak - baseline) / 2**20
+            print(
+                f"{kind:9s} {count} records ({_size_mib(path):.0f} MiB) indexed in {took:.2f} s, extra peak memory {extra_mb:.0f} MiB"
+            )
+            emit(f"index_{kind}_extra_peak_mb", extra_mb, 500.0, "MiB (baseline = target)")
+        for kind, took in seconds.items():
+            if kind in ("got", "yours"):
+                emit(f"index_{kind}_seconds", took, 30.0, "s (baseline = target)")
+            else:
+                emit(f"index_{kind}_seconds", took, seconds.get("got"), "s (baseline = GOT JSONL, limit x1.5)")
+
+
+def _size_mib(path: Path) -> float:
+    files = path.rglob("*") if path.is_dir() else [path]
+    return sum(file.stat().st_size for file in files if file.is_file()) / 2**20
+
+
+def _write_index_input(folder: Path, kind: str, answers: list[str]) -> Path:
+    """The same records (image path, prompt, answer) in one format."""
+    images = [f"images/{i:07d}.jpg" for i in range(len(answers))]
+    if kind == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        path = folder / "big.parquet"
+        pq.write_table(pa.table({"image": images, "text": answers}), path, row_group_size=10_000)
+        return path
+    path = folder / f"big-{kind}.jsonl"
+    with open(path, "w", encoding="utf-8") as handle:
+        for image, answer in zip(images, answers):
+            if kind == "got":
+                record = {
+                    "image": image,
+                    "conversations": [{"from": "human", "value": "<image>\nOCR: "}, {"from": "gpt", "value": answer}],
+                }
+            else:
+                record = {
+                    "messages": [{"role": "user", "content": "<image>OCR: "}, {"role": "assistant", "content": answer}],
+                    "images": [image],
+                }
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return path
+
+
+def _index_worker(path: str, warm_up: str, results) -> None:
+    """Index `path` after `warm_up` (libraries a format imports on first use are not counted)."""
+    index_records(DatasetSpec(name="bench", annotations=warm_up), warm_up, "bench", Path(warm_up).parent)
+    Path("/proc/self/clear_refs").write_text("5")  # Linux: the peak resident size starts again from here
+    baseline = psutil.Process().memory_info().rss
+    start = time.perf_counter()
+    built = index_records(DatasetSpec(name="bench", annotations=path), path, "bench", Path(path).parent)
+    took = time.perf_counter() - start
+    results.put((len(built), took, baseline, _peak_rss()))
+
+
+def _peak_rss() -> int:
+    """The process's peak resident size in bytes (VmHWM)."""
+    status = Path("/proc/self/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) * 1024
 
 
 def _make_pages(folder: Path, count: int, sizes=PAGE_SIZES) -> list[Path]:
     rng = np.random.default_rng(0)
     paths = []
-    for width, height, fmt in sizes:
+    for width, height, fmt, compression in sizes:
         for n in range(count):
             page = Image.new("RGB", (width, height), (246, 242, 232))
             draw = ImageDraw.Draw(page)
             for y in range(40, height - 60, max(30, height // 80)):
                 draw.text((40, y), "".join(map(str, rng.integers(0, 10, width // 14))), fill=(20, 20, 20))
-            path = folder / f"page_{width}x{height}_{n}.{fmt.lower()}"
-            page.save(path, format=fmt, quality=90)
+            suffix = "tif" if fmt == "TIFF" else fmt.lower()
+            path = folder / f"page_{width}x{height}{'_' + compression if compression else ''}_{n}.{suffix}"
+            page.save(path, format=fmt, **({"compression": compression} if compression else {"quality": 90}))
             paths.append(path)
     return paths
 
@@ -131,7 +204,9 @@ def _transformers(paths: list[Path], mode: str) -> tuple[float, torch.Tensor]:
     return len(paths) / (time.perf_counter() - start), first
 
 
-def pipeline(pages: int = 2, images: str | None = None, jpeg_draft: float = 0.0, rounds: int = 3) -> None:
+def pipeline(
+    pages: int = 2, images: str | None = None, jpeg_draft: float = 0.0, rounds: int = 3, formats: str = "JPEG,PNG,TIFF"
+) -> None:
     """Samples/s from record to collated tensors, one process on one thread (as a data-loader worker
     runs), vs transformers' GotOcr2Processor; and the largest pixel difference between the two.
 
@@ -140,10 +215,12 @@ def pipeline(pages: int = 2, images: str | None = None, jpeg_draft: float = 0.0,
         images: Your own folder of page images.
         jpeg_draft: Our `data.jpeg_draft` setting (0: full-resolution decode).
         rounds: Alternating timed rounds per comparison; the median is reported.
+        formats: The generated page formats to measure, comma-separated.
     """
     torch.set_num_threads(1)
+    sizes = [size for size in PAGE_SIZES if size[2] in formats.split(",")]
     with tempfile.TemporaryDirectory() as folder:
-        paths = sorted(Path(images).iterdir()) if images else _make_pages(Path(folder), pages)
+        paths = sorted(Path(images).iterdir()) if images else _make_pages(Path(folder), pages, sizes)
         groups: dict[str, list[Path]] = {}
         for path in paths:
             group = f"{path.name.rsplit('_', 1)[0]}{path.suffix}" if not images else "your pages"
@@ -186,7 +263,7 @@ def memory(pages: int = 3, images: str | None = None, jpeg_draft: float = 0.0) -
     import multiprocessing
 
     with tempfile.TemporaryDirectory() as folder:
-        paths = sorted(Path(images).iterdir()) if images else _make_pages(Path(folder), pages, [(4000, 6000, "JPEG")])
+        paths = sorted(Path(images).iterdir()) if images else _make_pages(Path(folder), pages, [(4000, 6000, "JPEG", None)])
         for mode in ("resize", "tiles"):
             context = multiprocessing.get_context("spawn")
             results = context.Queue()

@@ -9,6 +9,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import simplejpeg
@@ -16,6 +17,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from got_lightning.data.errors import BadSampleError
+from got_lightning.data.lossless import decode_lossless
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 _TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
@@ -135,12 +137,47 @@ def open_image(path: ImageFile, max_pixels: int | None, frame: int = 0) -> Image
 
 
 def exif_orientation(image: Image.Image) -> int:
-    """The EXIF orientation tag (1 to 8; 1 when absent), read from the header only."""
+    """The EXIF orientation tag (1 to 8; 1 when absent), read without decoding the pixels."""
     try:
-        orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
+        orientation = _exif(image).get(_EXIF_ORIENTATION, 1)
     except Exception as error:  # malformed EXIF blocks raise assorted errors inside Pillow
         raise BadSampleError(f"unreadable EXIF orientation: {image.filename}: {error}") from error
     return orientation if orientation in _UPRIGHT else 1
+
+
+def _exif(image: Image.Image) -> Image.Exif:
+    # Pillow decodes a whole PNG to look for metadata after its pixels (most PNGs have none):
+    # walking the chunk headers finds an eXIf chunk there without decoding anything.
+    if image.format != "PNG" or "exif" in image.info:
+        return image.getexif()
+    exif, text_after_pixels = _png_metadata_after_pixels(image.fp)
+    if text_after_pixels:
+        return image.getexif()  # text chunks may hold XMP orientation: Pillow reads them its way
+    if exif is not None:
+        image.info["exif"] = exif
+    return Image.Image.getexif(image)
+
+
+def _png_metadata_after_pixels(handle: BinaryIO) -> tuple[bytes | None, bool]:
+    """The eXIf chunk of a PNG (None if it has none) and whether text chunks follow its pixels."""
+    position = handle.tell()
+    exif, text, seen_pixels = None, False, False
+    try:
+        handle.seek(8)
+        while len(header := handle.read(8)) == 8:
+            length, kind = int.from_bytes(header[:4], "big"), header[4:]
+            if kind == b"IEND":
+                break
+            if kind == b"eXIf":
+                exif = handle.read(length)
+                handle.seek(4, io.SEEK_CUR)
+                continue
+            seen_pixels |= kind == b"IDAT"
+            text |= seen_pixels and kind in (b"tEXt", b"zTXt", b"iTXt")
+            handle.seek(length + 4, io.SEEK_CUR)
+    finally:
+        handle.seek(position)
+    return exif, text
 
 
 def oriented_size(image: Image.Image) -> tuple[int, int]:
@@ -156,7 +193,7 @@ def decode_pixels(image: Image.Image, path: ImageFile, min_size: tuple[float, fl
 
     YCbCr and grey JPEGs decode with libjpeg-turbo straight into an array: the same pixels as
     Pillow's decode (same library, same settings) without Pillow's copy out of its own 4-byte
-    pixel layout. `min_size` (upright width, height) lets libjpeg-turbo decode them at 1/2, 1/4 or
+    pixel layout; plain PNG and TIFF pages likewise with libpng and libtiff (`lossless`). `min_size` (upright width, height) lets libjpeg-turbo decode them at 1/2, 1/4 or
     1/8 scale while staying at least that large. Other files, and JPEGs libjpeg-turbo flags as damaged,
     decode with Pillow, which accepts what it always accepted and refuses truncated files.
     """
@@ -165,6 +202,8 @@ def decode_pixels(image: Image.Image, path: ImageFile, min_size: tuple[float, fl
         min_size = (min_size[1], min_size[0])
     pixels = _decode_jpeg(image, path, min_size)
     if pixels is None:
+        pixels = decode_lossless(image, path)
+    if pixels is None:
         pixels = np.array(_decode_with_pillow(image, path))
     return _UPRIGHT[orientation](torch.from_numpy(pixels)).permute(2, 0, 1)
 
@@ -172,7 +211,7 @@ def decode_pixels(image: Image.Image, path: ImageFile, min_size: tuple[float, fl
 def check_decodes(image: Image.Image, path: ImageFile) -> None:
     """Decode as `decode_pixels` would, so the same files fail, but keep no pixels."""
     exif_orientation(image)
-    if _decode_jpeg(image, path, None) is None:
+    if _decode_jpeg(image, path, None) is None and decode_lossless(image, path) is None:
         _decode_with_pillow(image, path)
 
 

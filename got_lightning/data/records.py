@@ -73,30 +73,37 @@ def _parse_images(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _reserved_token(text: str) -> str | None:
+    """The first reserved token written in a text (most texts have no `<` at all: one scan)."""
+    if "<" not in text:
+        return None
+    return next((token for token in RESERVED_IN_TEXT if token in text), None)
+
+
 def _parse_turns(value: Any) -> tuple[Turn, ...]:
     if not isinstance(value, list) or not value:
         raise BadSampleError(f"'conversations' must be a non-empty list, got {value!r:.80}")
     turns = []
     for position, item in enumerate(value):
-        if not isinstance(item, dict) or not isinstance(item.get("from"), str) or "value" not in item:
+        if not isinstance(item, dict) or not isinstance(role := item.get("from"), str) or "value" not in item:
             raise BadSampleError(f"turn {position} must be an object with 'from' and 'value', got {item!r:.80}")
-        role, text = item["from"], item["value"]
-        if role not in (HUMAN, GPT):
-            raise BadSampleError(f"turn {position} has role {role!r}; only 'human' and 'gpt' are allowed")
-        expected = HUMAN if position % 2 == 0 else GPT
+        text = item["value"]
+        expected = GPT if position % 2 else HUMAN
         if role != expected:
+            if role not in (HUMAN, GPT):
+                raise BadSampleError(f"turn {position} has role {role!r}; only 'human' and 'gpt' are allowed")
             raise BadSampleError(f"turn {position} is {role!r} but turns must alternate human, gpt, human, ...")
         if not isinstance(text, str):
             raise BadSampleError(f"turn {position} value must be a string, got {type(text).__name__}")
         if (offset := _lone_surrogate(text)) is not None:
             raise BadSampleError(f"turn {position} is not valid Unicode (lone surrogate at character {offset})")
-        for token in RESERVED_IN_TEXT:
-            if token in text:
-                raise BadSampleError(f"turn {position} contains the reserved token {token!r} in its text")
-        if role == GPT and not text.strip():
-            raise BadSampleError(f"turn {position} has an empty answer")
-        if role == GPT and IMAGE_PLACEHOLDER in text:
-            raise BadSampleError(f"turn {position} is an answer containing {IMAGE_PLACEHOLDER}")
+        if (token := _reserved_token(text)) is not None:
+            raise BadSampleError(f"turn {position} contains the reserved token {token!r} in its text")
+        if role == GPT:
+            if not text.strip():
+                raise BadSampleError(f"turn {position} has an empty answer")
+            if IMAGE_PLACEHOLDER in text:
+                raise BadSampleError(f"turn {position} is an answer containing {IMAGE_PLACEHOLDER}")
         turns.append(Turn(role, text))
     if turns[-1].role != GPT:
         raise BadSampleError("conversation ends with a human turn that has no answer")
@@ -108,9 +115,8 @@ def _parse_system(value: Any) -> str | None:
         return None
     if not isinstance(value, str) or not value.strip():
         raise BadSampleError(f"'system' must be a non-empty string, got {value!r:.80}")
-    for token in RESERVED_IN_TEXT:
-        if token in value:
-            raise BadSampleError(f"'system' contains the reserved token {token!r}")
+    if (token := _reserved_token(value)) is not None:
+        raise BadSampleError(f"'system' contains the reserved token {token!r}")
     return value
 
 

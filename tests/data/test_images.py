@@ -162,3 +162,43 @@ def test_check_without_pixels_counts_the_same_tiles_and_catches_truncation(tmp_p
     page.write_bytes(page.read_bytes()[: page.stat().st_size // 2])
     with pytest.raises(BadSampleError, match="truncated"):
         builder.build(record, tmp_path, pixels=False)
+
+
+def png_chunks(data):
+    position, chunks = 8, []
+    while position < len(data):
+        length = int.from_bytes(data[position : position + 4], "big")
+        chunks.append(data[position : position + 12 + length])
+        position += 12 + length
+    return chunks
+
+
+def text_chunk(keyword, text):
+    import zlib
+
+    body = keyword + b"\x00" + text
+    return len(body).to_bytes(4, "big") + b"tEXt" + body + zlib.crc32(b"tEXt" + body).to_bytes(4, "big")
+
+
+@pytest.mark.parametrize("text_after_pixels", [False, True])
+def test_png_exif_written_after_the_pixels_is_found_without_decoding_first(tmp_path, text_after_pixels):
+    page = Image.new("RGB", (40, 10), "white")
+    ImageDraw.Draw(page).rectangle((0, 0, 9, 4), fill="black")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "page.png"
+    page.save(path, exif=exif)
+    chunks = png_chunks(path.read_bytes())
+    exif_chunk = next(chunk for chunk in chunks if chunk[4:8] == b"eXIf")
+    rest = [chunk for chunk in chunks if chunk is not exif_chunk]
+    after = [exif_chunk] + ([text_chunk(b"Comment", b"scanned 1901")] if text_after_pixels else [])
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"".join(rest[:-1] + after + rest[-1:]))
+    with Image.open(path) as image:
+        assert "exif" not in image.info  # Pillow would decode the page to find it
+    assert ours_upright(path).shape == (40, 10, 3)
+    assert np.array_equal(ours_upright(path), pillow_upright(path))
+    with open_image(path, None) as image:
+        from got_lightning.data.images import exif_orientation
+
+        assert exif_orientation(image) == 6
+        assert (image._im is None) != text_after_pixels  # decoded only when text chunks follow the pixels

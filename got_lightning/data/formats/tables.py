@@ -21,6 +21,7 @@ from got_lightning.data.sample import ResolvedImage
 from got_lightning.model.hub import is_hub_id
 from got_lightning.optional import require
 
+BATCH_ROWS = 8192
 HUB_PATTERNS = ["*.parquet", "**/*.parquet", "*.md", "*.json"]
 
 
@@ -101,6 +102,23 @@ class _TableReader:
                 self.groups.popitem(last=False)
         self.groups.move_to_end(key)
         return self.groups[key].slice(row - start, 1).to_pylist()[0]
+
+
+def _row_batches(pq: Any, path: str, table: Any, wanted: list[str], image: str, with_image: bool, is_struct: bool) -> Any:
+    """The rows of a table's text columns (and image names, never bytes) as lists of dicts, a
+    batch at a time: a large file is never held in memory whole."""
+    if table is None:
+        names = [*wanted, f"{image}.path" if is_struct else image] if with_image else wanted
+        batches = pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=names)
+    else:
+        batches = table.to_batches(max_chunksize=BATCH_ROWS)
+    for batch in batches:
+        rows = {name: batch.column(name).to_pylist() for name in wanted}
+        if with_image:
+            cells = batch.column(image)
+            key = "path" if is_struct else image
+            rows[key] = (cells.field("path") if is_struct else cells).to_pylist()
+        yield [dict(zip(rows, values)) for values in zip(*rows.values())]
 
 
 def _read_arrow(pa: Any, path: str) -> Any:
@@ -186,30 +204,22 @@ def index_table(files: list[str], dataset: str, columns: TableColumns) -> TableI
         image_type = schema.field(columns.image).type
         is_struct = pa.types.is_struct(image_type)
         wanted = [columns.text, *([columns.prompt] if columns.prompt else [])]
-        image_names = f"{columns.image}.path" if is_struct else columns.image
-        if table is None:
-            selected = pq.read_table(
-                path, columns=[*wanted, image_names] if is_struct or pa.types.is_string(image_type) else wanted
-            )
-        else:
-            selected = table.select(wanted)
-            if is_struct:
-                selected = selected.append_column("path", table.column(columns.image).combine_chunks().field("path"))
-            elif pa.types.is_string(image_type):
-                selected = selected.append_column(columns.image, table.column(columns.image))
-        rows = selected.to_pylist()
-        for number, row in enumerate(rows):
-            if is_struct:
-                image = {"path": row.get("path")}
-            elif pa.types.is_string(image_type):
-                image = row.get(columns.image)
-                if not image:
-                    records.add(None, f"{Path(path).name} row {number}: no image path")
-                    continue
-            else:
-                image = None  # bytes: checked when the sample is read, as every image is
-            records.add(_record(starts[-1] + number, row, image, columns))
-        starts.append(starts[-1] + len(rows))
+        number = 0
+        for rows in _row_batches(pq, path, table, wanted, columns.image, is_struct or pa.types.is_string(image_type), is_struct):
+            for row in rows:
+                if is_struct:
+                    image = {"path": row.get("path")}
+                elif pa.types.is_string(image_type):
+                    image = row.get(columns.image)
+                    if not image:
+                        records.add(None, f"{Path(path).name} row {number}: no image path")
+                        number += 1
+                        continue
+                else:
+                    image = None  # bytes: checked when the sample is read, as every image is
+                records.add(_record(starts[-1] + number, row, image, columns))
+                number += 1
+        starts.append(starts[-1] + number)
     return TableIndex(
         path=Path(files[0]),
         **records.arrays(),
