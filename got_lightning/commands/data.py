@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from got_lightning.data.config import DATASET_FORMATS
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     data = subparsers.add_parser("data", help="inspect datasets")
@@ -27,7 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         )
         parser.add_argument(
             "--format",
-            choices=("auto", "got", "messages", "sharegpt", "parquet", "hf", "pagexml", "alto", "lines"),
+            choices=("auto", *DATASET_FORMATS),
             help="format of --annotations (default: auto, from the path and the first record)",
         )
         parser.add_argument("--image-mode", "--image_mode", dest="image_mode", choices=("resize", "pad", "tiles"))

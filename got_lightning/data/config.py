@@ -8,8 +8,8 @@ from typing import Literal
 
 from got_lightning.data.synthetic import SyntheticSpec
 
-DatasetFormat = Literal["auto", "got", "messages", "sharegpt", "parquet", "hf", "pagexml", "alto", "lines"]
-DATASET_FORMATS: tuple[str, ...] = ("got", "messages", "sharegpt", "parquet", "hf", "pagexml", "alto", "lines")
+DatasetFormat = Literal["auto", "got", "messages", "sharegpt", "parquet", "hf", "datasets", "pagexml", "alto", "lines"]
+DATASET_FORMATS: tuple[str, ...] = ("got", "messages", "sharegpt", "parquet", "hf", "datasets", "pagexml", "alto", "lines")
 
 
 @dataclass
@@ -27,7 +27,7 @@ class DatasetSpec:
         synthetic: Render the dataset into `annotations`' folder first if the file is missing.
         format: How the records are written: `auto` (from the extension and the first record),
             `got`, `messages` (ms-swift / OpenAI JSONL), `sharegpt` (LLaMA-Factory), `parquet`,
-            `hf` (a `save_to_disk` folder or a Hugging Face dataset id), `pagexml`, `alto` or
+            `hf` or `datasets` (a `save_to_disk` folder or a Hugging Face dataset id), `pagexml`, `alto` or
             `lines` (line images with `.gt.txt`).
         keep_system: `messages`/`sharegpt`: a system message replaces GOT's system prompt
             (otherwise it is ignored, and counted).

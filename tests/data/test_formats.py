@@ -59,6 +59,7 @@ def test_the_same_page_in_every_format_is_the_same_sample(formats, micro_model_d
     reference = sample_of(shown(capsys, micro_model_dir, *made["got"]))
     for name, (source, kind) in made.items():
         assert sample_of(shown(capsys, micro_model_dir, source, kind)) == reference, name
+    assert sample_of(shown(capsys, micro_model_dir, made["save_to_disk"][0], "datasets")) == reference  # hf's other name
     # The same keys named by an explicit dataset_info in a config.
     config = tmp_path / "sharegpt.yaml"
     spec = {"name": "scribes", "annotations": made["sharegpt"][0], "dataset_info": str(root / "dataset_info.json")}

@@ -32,7 +32,7 @@ def index_records(spec: DatasetSpec, annotations: str, dataset: str, image_root:
         if info:
             keys = ShareGptKeys.from_dataset_info(info, Path(annotations).name, spec.name)
         return build_index(annotations, dataset, functools.partial(sharegpt_to_got, keys=keys, keep_system=spec.keep_system))
-    if kind in ("parquet", "hf"):
+    if kind in ("parquet", "hf", "datasets"):
         columns = TableColumns(spec.image_column, spec.text_column, spec.prompt_column, spec.question)
         return index_table(table_files(annotations, spec.split, spec.revision, dataset), dataset, columns)
     folder = _existing(annotations, dataset, kind)
