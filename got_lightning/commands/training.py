@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback, ProgressBar
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from rich.console import Console
 
@@ -21,10 +21,12 @@ from got_lightning.evaluation.held_out import NothingScoredError
 from got_lightning.evaluation.prediction_files import PredictSettingsError
 from got_lightning.evaluation.prediction_writer import PredictionWriter
 from got_lightning.module import GotLightningModule
+from got_lightning.training.checkpoint_check import checkpoint_step
 from got_lightning.training.checkpoints import (
     NAMED_CHECKPOINTS,
     AtomicCheckpointIO,
     BestCheckpoint,
+    CheckpointWriteError,
     NoCheckpointError,
     RunCheckpoint,
     checkpoint_dir,
@@ -35,6 +37,8 @@ from got_lightning.training.epoch_resume import ExactEpochResume
 from got_lightning.training.nonfinite import NonFiniteTrainingError
 from got_lightning.training.preemption import PreemptionCheckpoint
 from got_lightning.training.preflight import PreflightError, check_annotations, check_free_space, check_writable, checkpoint_bytes
+from got_lightning.training.run_lock import RunDirectoryLocked, RunLock
+from got_lightning.training.run_start import start_in_place
 from got_lightning.training.strategies import is_deepspeed
 from got_lightning.training.window_monitor import NothingToTrainError
 
@@ -49,6 +53,12 @@ class GotCLI(LightningCLI):
         parser.add_lightning_class_args(PreemptionCheckpoint, "preemption")
         for model_key, data_key in MODEL_TO_DATA.items():
             parser.link_arguments(f"model.{model_key}", f"data.{data_key}")
+        parser.add_argument(
+            "--fresh_start",
+            type=bool,
+            default=False,
+            help="fit: start over in a run directory that holds checkpoints (they are moved aside into replaced-<time>/, not deleted)",
+        )
         parser.add_argument(
             "--validate_before_fit",
             type=bool,
@@ -78,6 +88,11 @@ class GotCLI(LightningCLI):
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> L.Trainer:
         if config.get("enable_progress_bar") is False:  # our default bar would contradict the user's choice
             config = {**config, "callbacks": [c for c in config.get("callbacks") or [] if not isinstance(c, ProgressBar)]}
+        if config.get("enable_checkpointing") is False:  # the user's choice wins over our checkpoint sections
+            callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
+            config = {**config, "callbacks": [c for c in config.get("callbacks") or [] if not isinstance(c, ModelCheckpoint)]}
+            if self.subcommand == "fit":
+                print("trainer.enable_checkpointing: false: this run writes no checkpoint and cannot be resumed", file=sys.stderr)
         return super()._instantiate_trainer(config, callbacks)
 
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
@@ -96,12 +111,30 @@ class GotCLI(LightningCLI):
             count += kept + int(bool(callback.save_last))
         return count
 
+    run_lock: RunLock | None = None
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        try:
+            super()._run_subcommand(subcommand)
+        finally:
+            if self.run_lock is not None:
+                self.run_lock.release()
+
     def before_fit(self) -> None:
         self.model.run_record.command = self.command_line
-        check_writable(self.trainer.default_root_dir)
+        root = self.trainer.default_root_dir
+        check_writable(root)
+        if self.trainer.is_global_zero:
+            self.run_lock = RunLock(root).acquire()
+            if notice := self.run_lock.takeover_notice():
+                print(notice, file=sys.stderr)
+            for stale in remove_stale_staging(checkpoint_dir(root)):
+                print(f"removed a half-written checkpoint of an interrupted run: {stale}", file=sys.stderr)
+            config = self.config_init[self.subcommand]
+            start_in_place(root, config.get("ckpt_path"), bool(config.get("fresh_start")))
         check_annotations(self.datamodule.specs)
         trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
-        check_free_space(self.trainer.default_root_dir, self.kept_checkpoints() * checkpoint_bytes(trainable))
+        check_free_space(root, self.kept_checkpoints() * checkpoint_bytes(trainable))
         self._prepare_checkpoints()
         self.cer_before = None
         if self.config_init[self.subcommand].get("validate_before_fit"):
@@ -117,19 +150,19 @@ class GotCLI(LightningCLI):
     before_predict = before_validate
 
     def _prepare_checkpoints(self) -> None:
-        """Crash-safe checkpoint I/O, what a killed run left behind cleaned up, and `--ckpt_path
-        last|best` resolved to a complete checkpoint of this run (named on stderr)."""
+        """Crash-safe checkpoint I/O and `--ckpt_path last|best` resolved to a complete checkpoint
+        of this run (named on stderr). What a killed run left behind is cleaned up by `fit` alone,
+        holding the run's lock: a reader could delete a live save's staging file."""
         if not is_deepspeed(self.trainer.strategy):  # DeepSpeed writes its own directories
             self.trainer.strategy.checkpoint_io = AtomicCheckpointIO()
-        if self.trainer.is_global_zero:
-            for stale in remove_stale_staging(checkpoint_dir(self.trainer.default_root_dir)):
-                print(f"removed a half-written checkpoint of an interrupted run: {stale}", file=sys.stderr)
         config = self.config_init[self.subcommand]
         requested = config.get("ckpt_path")
         config["ckpt_path"] = resolve_checkpoint(requested, self.trainer.default_root_dir)
         if requested in NAMED_CHECKPOINTS and self.trainer.is_global_zero:
             verb = "resuming from" if self.subcommand == "fit" else "using"
-            print(f"--ckpt_path {requested}: {verb} {config['ckpt_path']}", file=sys.stderr)
+            step = checkpoint_step(config["ckpt_path"])
+            at = "" if step is None else f" (step {step})"
+            print(f"--ckpt_path {requested}: {verb} {config['ckpt_path']}{at}", file=sys.stderr)
 
     def after_fit(self) -> None:
         cer_after = self.trainer.callback_metrics.get("val/cer")
@@ -164,6 +197,8 @@ def lightning_errors_as_lines(command: Callable[[list[str]], int], argv: list[st
     except (
         PreflightError,
         NoCheckpointError,
+        CheckpointWriteError,
+        RunDirectoryLocked,
         NonFiniteTrainingError,
         NothingScoredError,
         NothingToTrainError,

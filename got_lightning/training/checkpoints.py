@@ -9,10 +9,14 @@ file systems that move is a copy, and a kill during it leaves a truncated checkp
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import re
+import shutil
+import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +28,8 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from got_lightning.atomic_files import STAGING_MARK, atomic_write, atomic_write_text, recover_directory
 from got_lightning.optional import require
+from got_lightning.training.checkpoint_check import COMPLETE_MARK, BrokenCheckpointError, verify_checkpoint
 from got_lightning.training.epoch_resume import at_window_boundary
-
-COMPLETE_MARK = "checkpoint_complete.json"
 
 
 def is_complete_checkpoint(path: Path) -> bool:
@@ -59,12 +62,63 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         if storage_options is not None or "://" in str(path):
             return super().save_checkpoint(checkpoint, path, storage_options)
-        atomic_torch_save(checkpoint, path)
+        try:
+            atomic_torch_save(checkpoint, path)
+        except (OSError, RuntimeError) as error:
+            full = _disk_full(error)
+            if full is None:
+                raise
+            raise CheckpointWriteError(_explain_disk_full(Path(path), full, _tensor_bytes(checkpoint))) from error
 
     def load_checkpoint(self, path, map_location: Any | None = None, weights_only: bool | None = None) -> dict[str, Any]:
         if Path(path).is_dir():
             return read_checkpoint(path)
         return super().load_checkpoint(path, map_location, weights_only)
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written for lack of space (or over a file-size limit)."""
+
+
+def _disk_full(error: BaseException | None) -> OSError | None:
+    """The ENOSPC/EFBIG `OSError` behind a failed save (torch wraps it in a RuntimeError)."""
+    seen = 0
+    while error is not None and seen < 8:
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            return error
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return None
+
+
+def _explain_disk_full(path: Path, error: OSError, needed: int) -> str:
+    free = shutil.disk_usage(path.parent).free
+    whole = []
+    for candidate in sorted(path.parent.glob("*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            verify_checkpoint(candidate)
+        except BrokenCheckpointError:
+            continue
+        whole.append(candidate)
+        break
+    resume = (
+        f"the last good checkpoint is {whole[0]}: free space, then resume with --ckpt_path last"
+        if whole
+        else "no earlier checkpoint"
+    )
+    return (
+        f"cannot write checkpoint {path}: {error.strerror or error} ({free / 2**20:.0f} MiB free there, "
+        f"the checkpoint needs about {needed / 2**20:.0f} MiB); {resume}"
+    )
+
+
+def _tensor_bytes(value: Any) -> int:
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        return sum(_tensor_bytes(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_tensor_bytes(item) for item in value)
+    return 0
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -73,6 +127,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
+    verify_checkpoint(path)
     if path.is_dir():
         require("deepspeed", f"reading the DeepSpeed checkpoint {path}")
         from lightning.pytorch.utilities.deepspeed import convert_zero_checkpoint_to_fp32_state_dict
@@ -119,13 +174,28 @@ def complete_checkpoints(default_root_dir: str | Path) -> list[Path]:
 
 
 def find_last_checkpoint(default_root_dir: str | Path) -> Path | None:
-    """`last.ckpt` of a run directory when complete, else its newest complete checkpoint, unless a
-    SLURM requeue checkpoint is newer; None when there is none."""
+    """The run's newest whole checkpoint (`last.ckpt` unless a SLURM requeue checkpoint is newer);
+    a broken newest one is passed over for the newest whole one, with a line naming both. None
+    when there is none."""
     candidates = complete_checkpoints(default_root_dir)
     last = checkpoint_dir(default_root_dir) / LAST_NAME
-    if last in candidates:
-        candidates = [path for path in candidates if path == last or path.name.startswith("hpc_ckpt_")]
-    return max(candidates, key=saved_at) if candidates else None
+    preferred = [path for path in candidates if path == last or path.name.startswith("hpc_ckpt_")] if last in candidates else []
+    ordered = sorted(preferred, key=saved_at, reverse=True) + sorted(
+        (path for path in candidates if path not in preferred), key=saved_at, reverse=True
+    )
+    broken: list[BrokenCheckpointError] = []
+    for path in ordered:
+        try:
+            verify_checkpoint(path)
+        except BrokenCheckpointError as error:
+            broken.append(error)
+            continue
+        for error in broken:
+            print(f"{error}; using {path} instead", file=sys.stderr)
+        return path
+    if broken:
+        raise NoCheckpointError(f"no whole checkpoint under {checkpoint_dir(default_root_dir)}: {'; '.join(map(str, broken))}")
+    return None
 
 
 def find_best_checkpoint(default_root_dir: str | Path) -> Path | None:
@@ -146,9 +216,12 @@ def resolve_checkpoint(ckpt_path: str | None, default_root_dir: str | Path) -> s
     if ckpt_path not in NAMED_CHECKPOINTS:
         if not Path(ckpt_path).exists():
             raise NoCheckpointError(f"--ckpt_path {ckpt_path}: no such checkpoint file or directory")
+        verify_checkpoint(ckpt_path)
         return ckpt_path
     finder = find_last_checkpoint if ckpt_path == "last" else find_best_checkpoint
     found = finder(default_root_dir)
+    if found is not None and finder is find_best_checkpoint:
+        verify_checkpoint(found)
     if found is None:
         what = "complete checkpoint" if ckpt_path == "last" else "best-*-cer=*.ckpt checkpoint (written when fit validates)"
         raise NoCheckpointError(f"--ckpt_path {ckpt_path}: no {what} under {checkpoint_dir(default_root_dir)}")
@@ -178,7 +251,10 @@ class RunDirCheckpoint(ModelCheckpoint):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self.dirpath is None:
             self.dirpath = str(checkpoint_dir(trainer.default_root_dir))
-        super().setup(trainer, pl_module, stage)
+        with warnings.catch_warnings():
+            # A fit only writes beside checkpoints it resumes from (`fit` refuses otherwise).
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+            super().setup(trainer, pl_module, stage)
 
 
 class BestCheckpoint(RunDirCheckpoint):

@@ -1,0 +1,170 @@
+"""The faults a long job meets, through the executable: two writers on one run directory, a reader
+beside a live save, a fit over an earlier run, broken checkpoints, a full disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from got_lightning.training.run_lock import LOCK_NAME
+from tests.helpers import run_executable
+from tests.training_helpers import fit_config
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("run_faults")]
+
+
+def last_line(result: subprocess.CompletedProcess) -> str:
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.stderr.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, digit_pages, micro_model_dir):
+    """A run of 4 steps with checkpoints at steps 2 and 4 (top-k keeps both) and last.ckpt."""
+    folder = tmp_path_factory.mktemp("finished")
+    config = fit_config(
+        folder / "c.yaml", digit_pages, micro_model_dir, folder / "run", checkpoint={"every_n_train_steps": 2, "save_top_k": -1}
+    )
+    result = run_executable("fit", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    return config, folder / "run"
+
+
+def copy_run(run: Path, target: Path) -> Path:
+    subprocess.run(["cp", "-a", str(run), str(target)], check=True)
+    return target
+
+
+def test_a_second_fit_on_a_live_run_directory_is_refused_naming_the_holder(digit_pages, micro_model_dir, tmp_path):
+    config = fit_config(tmp_path / "c.yaml", digit_pages, micro_model_dir, tmp_path / "run", trainer={"max_steps": 400})
+    first = subprocess.Popen(
+        [sys.executable, "-m", "got_lightning.cli", "fit", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    lock = tmp_path / "run" / LOCK_NAME
+    try:
+        deadline = time.monotonic() + 120
+        while not (lock.is_file() and lock.read_text().strip()):
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        holder = json.loads(lock.read_text())
+        assert holder["pid"] == first.pid
+        second = run_executable("fit", "--config", str(config), "--ckpt_path", "last")
+        assert second.returncode == 2
+        assert f"is in use by pid {first.pid} on {holder['host']}" in last_line(second)
+    finally:
+        first.kill()
+        first.wait()
+    # The holder died without letting go: the next fit takes the lock over and says so.
+    third = run_executable("fit", "--config", str(config), "--trainer.max_steps", "1", "--fresh_start", "true")
+    assert third.returncode == 0, third.stderr
+    assert f"took over {lock} from pid {first.pid}" in third.stderr and "no longer running" in third.stderr
+    assert lock.read_text() == ""  # a clean exit clears the holder
+
+
+def test_readers_leave_a_live_save_alone_and_the_writer_cleans_up(finished_run, tmp_path):
+    config, run = finished_run
+    run = copy_run(run, tmp_path / "run")
+    staging = run / "checkpoints" / f".epoch=0-step=6.ckpt.partial-{os.getpid()}"
+    staging.write_bytes(b"half a checkpoint")
+    validated = run_executable(
+        "validate",
+        "--config",
+        str(config),
+        "--trainer.default_root_dir",
+        str(run),
+        "--ckpt_path",
+        "last",
+        "--trainer.limit_val_batches",
+        "1",
+    )
+    assert validated.returncode == 0, validated.stderr
+    assert staging.exists() and "removed a half-written" not in validated.stderr
+    resumed = run_executable(
+        "fit", "--config", str(config), "--trainer.default_root_dir", str(run), "--ckpt_path", "last", "--trainer.max_steps", "5"
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert not staging.exists() and f"removed a half-written checkpoint of an interrupted run: {staging}" in resumed.stderr
+
+
+def test_a_fit_over_an_earlier_run_continues_or_starts_over_never_beside_it(finished_run, tmp_path):
+    config, run = finished_run
+    run = copy_run(run, tmp_path / "run")
+    before = sorted(path.name for path in (run / "checkpoints").iterdir())
+    plain = run_executable("fit", "--config", str(config), "--trainer.default_root_dir", str(run))
+    assert plain.returncode == 2
+    assert "continue it with --ckpt_path last, or start over with --fresh_start true" in last_line(plain)
+    assert sorted(path.name for path in (run / "checkpoints").iterdir()) == before
+    resumed = run_executable(
+        "fit", "--config", str(config), "--trainer.default_root_dir", str(run), "--ckpt_path", "last", "--trainer.max_steps", "6"
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"--ckpt_path last: resuming from {run / 'checkpoints' / 'last.ckpt'} (step 4)" in resumed.stderr
+    assert "exists and is not empty" not in resumed.stderr
+    fresh = run_executable("fit", "--config", str(config), "--trainer.default_root_dir", str(run), "--fresh_start", "true")
+    assert fresh.returncode == 0, fresh.stderr
+    [aside] = run.glob("replaced-*")
+    assert (aside / "checkpoints" / "last.ckpt").is_file() and f"now in {aside}" in fresh.stderr
+    names = [path.name for path in (run / "checkpoints").iterdir()]
+    assert "last.ckpt" in names and not any("-v1" in name for name in names)
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated"])
+def test_a_broken_newest_checkpoint_is_passed_over_and_named(finished_run, tmp_path, damage):
+    config, run = finished_run
+    run = copy_run(run, tmp_path / "run")
+    last = run / "checkpoints" / "last.ckpt"
+    data = last.read_bytes()
+    last.write_bytes(b"" if damage == "empty" else data[: len(data) // 2])
+    intact = run / "checkpoints" / "epoch=0-step=4.ckpt"
+    resumed = run_executable(
+        "fit", "--config", str(config), "--trainer.default_root_dir", str(run), "--ckpt_path", "last", "--trainer.max_steps", "5"
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"checkpoint {last} is broken" in resumed.stderr and f"using {intact} instead" in resumed.stderr
+    assert "Traceback" not in resumed.stderr
+    for command in (
+        ["export", "--ckpt", str(last), "--output", str(tmp_path / "out")],
+        ["validate", "--config", str(config), "--ckpt_path", str(last)],
+    ):
+        result = run_executable(*command)
+        assert result.returncode == 2
+        assert f"checkpoint {last} is broken" in last_line(result)
+
+
+def test_a_full_disk_during_a_save_is_one_line_naming_the_last_good_checkpoint(digit_pages, micro_model_dir, tmp_path):
+    config = fit_config(
+        tmp_path / "c.yaml",
+        digit_pages,
+        micro_model_dir,
+        tmp_path / "run",
+        checkpoint={"every_n_train_steps": 2, "save_top_k": -1},
+    )
+    first = run_executable("fit", "--config", str(config), "--trainer.max_steps", "2")
+    assert first.returncode == 0, first.stderr
+    good = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    size = good.stat().st_size
+    before = good.read_bytes()
+
+    def limit_file_size():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size // 2, size // 2))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    full = run_executable("fit", "--config", str(config), "--ckpt_path", "last", preexec_fn=limit_file_size)
+    assert full.returncode == 2
+    line = last_line(full)
+    assert "cannot write checkpoint" in line and "File too large" in line and "MiB free there" in line
+    assert "the checkpoint needs about" in line and "the last good checkpoint is" in line
+    assert good.read_bytes() == before
+    assert not list((tmp_path / "run" / "checkpoints").glob(".*partial*"))
