@@ -123,7 +123,7 @@ def check(args: argparse.Namespace, console: Console) -> int:
         print(json.dumps(report, ensure_ascii=False))
     else:
         _print_check(report, problems, console)
-    return 1 if problems else 0
+    return 1 if problems or not tokens else 0
 
 
 def _percentiles(values: list[int]) -> dict[str, int]:
@@ -153,6 +153,8 @@ def _print_check(report: dict, problems: list[Problem], console: Console) -> Non
         console.print(Text(f"note: {count} x {note}"))
     for problem in problems:
         console.print(Text(f"BAD {problem}", style="red"))
+    if not report["good"]:
+        console.print(Text("no good record: nothing to train on", style="red"))
 
 
 def show(args: argparse.Namespace, console: Console) -> int:

@@ -133,6 +133,10 @@ class GotCLI(LightningCLI):
             config = self.config_init[self.subcommand]
             start_in_place(root, config.get("ckpt_path"), bool(config.get("fresh_start")))
         check_annotations(self.datamodule.specs)
+        if not self.datamodule.renders_data():  # rendering is Lightning's prepare_data, on one rank per node
+            self.datamodule.trainer = self.trainer  # its reports come from rank 0 only
+            self.datamodule.setup("fit")
+            self.datamodule.check_something_to_train_on()
         trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         check_free_space(root, self.kept_checkpoints() * checkpoint_bytes(trainable))
         self._prepare_checkpoints()

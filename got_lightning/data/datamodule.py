@@ -16,7 +16,7 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 from got_lightning.data.collate import Collator
 from got_lightning.data.config import DatasetSpec
 from got_lightning.data.dataset import AnnotationSource, GotDataset, StrictModeError, index_datasets
-from got_lightning.data.errors import Problem
+from got_lightning.data.errors import NothingToTrainOnError, Problem, commonest_reasons
 from got_lightning.data.geometry import ImageGeometry
 from got_lightning.data.index import build_index
 from got_lightning.data.pixels import ImageMode, PageProcessor
@@ -170,6 +170,10 @@ class GotDataModule(L.LightningDataModule):
             if spec.synthetic is not None:
                 materialize(spec.synthetic, spec.annotations)
 
+    def renders_data(self) -> bool:
+        """Whether `prepare_data` has synthetic datasets still to render."""
+        return any(spec.synthetic is not None and not Path(spec.annotations).exists() for spec in self.specs)
+
     def setup(self, stage: str | None = None) -> None:
         if self.train_dataset is not None or stage == "predict":
             return
@@ -206,6 +210,25 @@ class GotDataModule(L.LightningDataModule):
         self.train_dataset = GotDataset(sources, np.concatenate(train_entries), self.builder, self.strict)
         self.val_dataset = GotDataset(sources, np.concatenate(val_entries), self.builder, self.strict)
         self._report()
+
+    def check_something_to_train_on(self) -> None:
+        """Stop before the first step when no train sample can be read (every record bad, every
+        image missing, every answer over-length): such a run would only skip. Stops at the first
+        readable sample, so a healthy dataset costs one sample's check."""
+        entries = self.train_dataset.entries
+        _, first = np.unique(entries, axis=0, return_index=True)
+        reasons = [problem.reason for problem in self.index_problems]
+        for item in sorted(first.tolist()):
+            sample = self.train_dataset.build(item, pixels=False)
+            if not isinstance(sample, Problem):
+                return
+            reasons.append(sample.reason)
+        records = sum(summary.records for summary in self.summaries)
+        why = f": {commonest_reasons(reasons)}" if reasons else ""
+        raise NothingToTrainOnError(
+            f"nothing to train on: no train sample of {records} record(s) can be read{why} "
+            "(`got-lightning data check --config CFG` lists every reason)"
+        )
 
     def _report(self) -> None:
         if self.trainer is not None and self.trainer.global_rank != 0:

@@ -49,3 +49,7 @@ class BadSampleError(Exception):
 
 class AnnotationFileError(ValueError):
     """An annotation file that cannot be read at all (missing, not JSON/JSONL)."""
+
+
+class NothingToTrainOnError(ValueError):
+    """The train split has no sample that can be read: training would only skip."""

@@ -140,6 +140,10 @@ def build_index(path: str | Path, dataset: str, convert: Converter | None = None
     Raises `AnnotationFileError` for a file that is missing or is not a JSON list / JSONL.
     """
     path = Path(path)
+    if path.is_dir():
+        raise AnnotationFileError(
+            f"dataset {dataset!r}: {path} is a folder, not an annotation file (a folder of PAGE-XML, ALTO or line images needs format:)"
+        )
     if not path.is_file():
         raise AnnotationFileError(f"dataset {dataset!r}: annotation file {path} does not exist")
     offsets: list[int] = []

@@ -63,7 +63,10 @@ def list_images(source: str | Path) -> list[str]:
     paths taken from the list file's folder)."""
     source = Path(source)
     if source.is_dir():
-        return sorted(str(path) for path in source.rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file())
+        images = sorted(str(path) for path in source.rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file())
+        if not images:
+            raise ValueError(f"predict input {source} holds no image ({', '.join(IMAGE_SUFFIXES)}): nothing to read")
+        return images
     if not source.is_file():
         raise FileNotFoundError(f"predict input {source} does not exist")
     images = []
@@ -72,6 +75,8 @@ def list_images(source: str | Path) -> list[str]:
         if line and not line.startswith("#"):
             path = Path(line)
             images.append(str(path if path.is_absolute() else source.parent / path))
+    if not images:
+        raise ValueError(f"predict input {source} lists no image: nothing to read")
     return images
 
 
