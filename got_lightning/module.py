@@ -136,6 +136,13 @@ class GotLightningModule(L.LightningModule):
         generation = as_options(GenerationArgs, generation, GenerationArgs())
         normalization = as_options(TextNormalization, normalization, TextNormalization())
         feature_cache = as_options(FeatureCacheArgs, feature_cache, FeatureCacheArgs())
+        for name, rate in (
+            ("learning_rate", learning_rate),
+            ("vision_learning_rate", vision_learning_rate),
+            ("projector_learning_rate", projector_learning_rate),
+        ):
+            if rate is not None and not rate > 0:
+                raise ValueError(f"model.{name} must be above 0, got {rate}")
         if cache_vision_features and not freeze_vision_tower:
             raise ValueError(
                 "model.cache_vision_features needs model.freeze_vision_tower: true (a training tower changes its features)"
@@ -435,9 +442,16 @@ class GotLightningModule(L.LightningModule):
         self.load_state_dict(checkpoint["state_dict"], strict=False)
 
     def _check_checkpoint_keys(self, state_dict: dict[str, Any]) -> None:
-        expected = set(self.state_dict()) - self.frozen_state_keys()
+        own = self.state_dict()
+        for key, value in state_dict.items():
+            if key in own and hasattr(value, "shape") and tuple(value.shape) != tuple(own[key].shape):
+                raise ValueError(
+                    f"checkpoint does not fit this model: {key} is {list(value.shape)} in the checkpoint but "
+                    f"{list(own[key].shape)} here (a checkpoint of another preset or model_path?)"
+                )
+        expected = set(own) - self.frozen_state_keys()
         present = set(state_dict)
-        missing, unexpected = sorted(expected - present), sorted(present - set(self.state_dict()))
+        missing, unexpected = sorted(expected - present), sorted(present - set(own))
         if missing or unexpected:
             raise ValueError(
                 "checkpoint does not match this model configuration (freezing or LoRA settings differ?): "

@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from rich.console import Console
 
+from got_lightning.commands.config_errors import OneLineErrorsParser
 from got_lightning.commands.config_file import MODEL_TO_DATA
 from got_lightning.commands.errors import USER_ERRORS
 from got_lightning.data.datamodule import GotDataModule
@@ -188,6 +189,7 @@ def run_lightning(argv: list[str]) -> int:
             args=None if arguments == sys.argv[1:] else arguments,
             save_config_kwargs={"overwrite": True},
             parser_kwargs={"prog": "got-lightning"},
+            parser_class=OneLineErrorsParser,
         )
         return 0
 

@@ -15,7 +15,7 @@ from rapidfuzz.distance import Levenshtein
 from got_lightning.evaluation.error_analysis import cer_by_class, cer_by_length, confidence_separation, paired_bootstrap
 from got_lightning.evaluation.failure_modes import failure_counts, loop_at_end
 from got_lightning.evaluation.paper_metrics import paper_totals, score_pairs
-from got_lightning.evaluation.results import METRICS_FILE, read_predictions
+from got_lightning.evaluation.results import METRICS_FILE, predictions_path, read_predictions
 from got_lightning.evaluation.scores import SampleScore, totals
 
 SegmentKind = Literal["equal", "substituted", "missing", "extra"]
@@ -263,13 +263,21 @@ def _image_key(record: dict[str, Any]) -> str:
     return image if isinstance(image, str) else "|".join(image)
 
 
-def _by_image(path: str | Path) -> dict[str, dict[str, Any]]:
-    records = {}
+SampleKey = tuple[str, str, int]
+
+
+def _by_sample(path: str | Path) -> dict[SampleKey, dict[str, Any]]:
+    """Records by (dataset, image, occurrence): the same image in two datasets is two samples, and
+    several records of one image (region or line cuts) pair up in file order."""
+    records: dict[SampleKey, dict[str, Any]] = {}
+    seen: Counter = Counter()
     for number, record in enumerate(read_predictions(path), 1):
         missing = [key for key in ("image", "reference", "prediction") if key not in record]
         if missing:
             raise ValueError(f"{path} line {number}: missing {', '.join(missing)} (not a predictions.jsonl from validate?)")
-        records[_image_key(record)] = record
+        sample = (str(record.get("dataset") or NO_DATASET), _image_key(record))
+        records[(*sample, seen[sample])] = record
+        seen[sample] += 1
     return records
 
 
@@ -286,13 +294,14 @@ def run_details(predictions_file: str | Path) -> dict[str, Any] | None:
 
 def compare(base_file: str | Path, tuned_file: str | Path) -> Comparison:
     """Match two `predictions.jsonl` files by image and score both sides on the shared samples."""
-    base, tuned = _by_image(base_file), _by_image(tuned_file)
+    base_file, tuned_file = predictions_path(base_file), predictions_path(tuned_file)
+    base, tuned = _by_sample(base_file), _by_sample(tuned_file)
     shared = sorted(set(base) & set(tuned))
     if not shared:
-        raise ValueError(f"{base_file} and {tuned_file} have no image in common")
+        raise ValueError(f"{base_file} and {tuned_file} have no sample (dataset and image) in common")
     changes = []
-    for image in shared:
-        before, after = base[image], tuned[image]
+    for key in shared:
+        before, after, image = base[key], tuned[key], key[1]
         if before["reference"] != after["reference"]:
             raise ValueError(
                 f"image {image!r} has different references in {base_file} and {tuned_file} "

@@ -89,7 +89,30 @@ def write_results(folder: str | Path, records: list[dict[str, Any]], metrics: di
     return predictions, metrics_path
 
 
+def predictions_path(path: str | Path) -> Path:
+    """A predictions file as given, or the one inside a validation folder."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    if not (path / PREDICTIONS_FILE).is_file():
+        raise ValueError(f"{path} is a folder without a {PREDICTIONS_FILE}: give a predictions file or a validation folder")
+    return path / PREDICTIONS_FILE
+
+
 def read_predictions(path: str | Path) -> list[dict[str, Any]]:
-    """The records of a `predictions.jsonl` file."""
+    """The records of a `predictions.jsonl` file (or of the one in a validation folder); a line
+    that is not a JSON object is named with its file and number."""
+    path = predictions_path(path)
+    records = []
     with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as error:
+                raise ValueError(f"{path} line {number}: not valid JSON ({error})") from None
+            if not isinstance(record, dict):
+                raise ValueError(f"{path} line {number}: not a JSON object")
+            records.append(record)
+    return records

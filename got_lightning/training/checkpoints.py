@@ -12,11 +12,14 @@ from __future__ import annotations
 import errno
 import json
 import math
+import pickle
 import re
 import shutil
 import sys
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +76,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def load_checkpoint(self, path, map_location: Any | None = None, weights_only: bool | None = None) -> dict[str, Any]:
         if Path(path).is_dir():
             return read_checkpoint(path)
-        return super().load_checkpoint(path, map_location, weights_only)
+        with refusing_pickled_code(path):  # our checkpoints hold plain values: never run a pickle's code
+            return super().load_checkpoint(path, map_location, weights_only=True)
 
 
 class CheckpointWriteError(OSError):
@@ -136,7 +140,25 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             single = Path(scratch) / "consolidated.ckpt"
             convert_zero_checkpoint_to_fp32_state_dict(str(path), str(single))
             return torch.load(single, map_location="cpu", weights_only=True)
-    return torch.load(path, map_location="cpu", weights_only=True)
+    with refusing_pickled_code(path):
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+class UnsafeCheckpointError(ValueError):
+    """A checkpoint whose pickle would run code: refused unread."""
+
+
+@contextmanager
+def refusing_pickled_code(path: str | Path) -> Iterator[None]:
+    """torch's `weights_only` refusal of a checkpoint that pickles more than tensors, as one line."""
+    try:
+        yield
+    except pickle.UnpicklingError as error:
+        first = str(error).strip().splitlines()[0]
+        raise UnsafeCheckpointError(
+            f"checkpoint {path} holds pickled objects beyond tensors and plain values, so it was not loaded "
+            f"(nothing in it ran): {first}. Only checkpoints written by got-lightning are read"
+        ) from error
 
 
 def remove_stale_staging(folder: str | Path) -> list[Path]:
