@@ -1,5 +1,6 @@
 """`got-lightning fit|validate` through LightningCLI on the micro model: resume, errors, overrides."""
 
+import json
 import shutil
 
 import pytest
@@ -139,6 +140,31 @@ def test_a_run_whose_every_training_image_is_unreadable_stops_with_the_reason(mi
         micro_model_dir,
         tmp_path / "run",
         data={"datasets": datasets},
+        model={"max_empty_steps": 3},
+    )
+    result = run_executable("fit", "--config", str(config), "--trainer.max_steps", "20")
+    assert result.returncode == 2, result.stderr[-3000:]
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("got-lightning: error: nothing to train on: no train sample of 24 record(s) can be read")
+    assert "x image file not found" in last_line and "Traceback" not in result.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()  # stopped before the first step
+
+
+def test_a_run_whose_readable_samples_run_out_stops_after_max_empty_steps(micro_model_dir, digit_pages, tmp_path):
+    # One readable record of 24: the run starts (there is something to train on), then meets
+    # optimizer steps with no readable sample at all and stops after max_empty_steps of them.
+    records = json.loads((digit_pages / "data.json").read_text())
+    for record in records[1:]:
+        record["image"] = "missing/" + record["image"]
+    annotations = tmp_path / "mostly-missing.json"
+    annotations.write_text(json.dumps(records))
+    datasets = [{"name": "digits", "annotations": str(annotations), "image_root": str(digit_pages)}]
+    config = fit_config(
+        tmp_path / "c.yaml",
+        digit_pages,
+        micro_model_dir,
+        tmp_path / "run",
+        data={"datasets": datasets, "val_fraction": 0.0},
         model={"max_empty_steps": 3},
     )
     result = run_executable("fit", "--config", str(config), "--trainer.max_steps", "20")

@@ -4,17 +4,19 @@ beside a live save, a fit over an earlier run, broken checkpoints, a full disk."
 from __future__ import annotations
 
 import json
-import os
 import resource
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 
+from got_lightning.atomic_files import STAGING_MARK
 from got_lightning.training.run_lock import LOCK_NAME
 from tests.helpers import run_executable
 from tests.training_helpers import fit_config
@@ -72,29 +74,58 @@ def test_a_second_fit_on_a_live_run_directory_is_refused_naming_the_holder(digit
     assert lock.read_text() == ""  # a clean exit clears the holder
 
 
-def test_readers_leave_a_live_save_alone_and_the_writer_cleans_up(finished_run, tmp_path):
-    config, run = finished_run
-    run = copy_run(run, tmp_path / "run")
-    staging = run / "checkpoints" / f".epoch=0-step=6.ckpt.partial-{os.getpid()}"
-    staging.write_bytes(b"half a checkpoint")
-    validated = run_executable(
-        "validate",
-        "--config",
-        str(config),
-        "--trainer.default_root_dir",
-        str(run),
-        "--ckpt_path",
-        "last",
-        "--trainer.limit_val_batches",
-        "1",
+PAUSE_MID_SAVE = textwrap.dedent("""
+    import os, signal, sys
+    import got_lightning.training.checkpoints as io
+    saves = 0
+    real_save = io.torch.save
+    def pause_in_the_second_save(checkpoint, handle):
+        global saves
+        saves += 1
+        real_save(checkpoint, handle)
+        if saves == 2:
+            handle.flush()
+            os.kill(os.getpid(), signal.SIGSTOP)  # the test resumes it with SIGCONT
+    io.torch.save = pause_in_the_second_save
+    from got_lightning.cli import main
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+def test_readers_beside_a_paused_save_leave_its_files_alone(digit_pages, micro_model_dir, tmp_path):
+    config = fit_config(
+        tmp_path / "c.yaml", digit_pages, micro_model_dir, tmp_path / "run", checkpoint={"every_n_train_steps": 2}
     )
-    assert validated.returncode == 0, validated.stderr
-    assert staging.exists() and "removed a half-written" not in validated.stderr
-    resumed = run_executable(
-        "fit", "--config", str(config), "--trainer.default_root_dir", str(run), "--ckpt_path", "last", "--trainer.max_steps", "5"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", PAUSE_MID_SAVE, "fit", "--config", str(config), "--trainer.max_steps", "6"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    assert resumed.returncode == 0, resumed.stderr
-    assert not staging.exists() and f"removed a half-written checkpoint of an interrupted run: {staging}" in resumed.stderr
+    folder = tmp_path / "run" / "checkpoints"
+    try:
+        deadline = time.monotonic() + 120
+        while psutil.Process(writer.pid).status() != psutil.STATUS_STOPPED:
+            assert writer.poll() is None and time.monotonic() < deadline, (
+                writer.stderr.read() if writer.poll() is not None else ""
+            )
+            time.sleep(0.05)
+        staging = [path for path in folder.iterdir() if STAGING_MARK in path.name]
+        assert staging  # stopped with its staging file half-published
+        for command in (
+            ["validate", "--config", str(config), "--ckpt_path", "last", "--trainer.limit_val_batches", "1"],
+            ["export", "--ckpt", str(next(folder.glob("*step=2.ckpt"))), "--output", str(tmp_path / "exported")],
+        ):
+            reader = run_executable(*command)
+            assert reader.returncode == 0, reader.stderr
+            assert "removed a half-written" not in reader.stderr
+            assert all(path.exists() for path in staging)
+    finally:
+        writer.send_signal(signal.SIGCONT)
+    _, errors = writer.communicate(timeout=180)
+    assert writer.returncode == 0, errors
+    assert torch.load(folder / "last.ckpt", weights_only=True)["global_step"] == 6
+    assert not [path for path in folder.iterdir() if STAGING_MARK in path.name]
 
 
 def test_a_fit_over_an_earlier_run_continues_or_starts_over_never_beside_it(finished_run, tmp_path):
