@@ -10,9 +10,22 @@ from got_lightning.commands.dispatch import LIGHTNING_COMMANDS
 from got_lightning.commands.dispatch import run as run_command
 
 
+def _configure_logging() -> None:
+    """Warnings of every library once, with their level; Lightning's loggers print their own."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _LightningPrintsItsOwn) for f in handler.filters):
+            handler.addFilter(_LightningPrintsItsOwn())
+
+
+class _LightningPrintsItsOwn(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith(("lightning.pytorch", "lightning.fabric"))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    _configure_logging()
     if argv and argv[0] == "serve":
         from got_lightning.commands.serve import run_serve
         from got_lightning.commands.training import lightning_errors_as_lines

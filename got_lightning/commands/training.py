@@ -3,6 +3,7 @@ sections, the model-path link, crash-safe checkpoints and `--ckpt_path last|best
 
 from __future__ import annotations
 
+import logging
 import math
 import shlex
 import sys
@@ -42,6 +43,21 @@ from got_lightning.training.run_lock import RunDirectoryLocked, RunLock
 from got_lightning.training.run_start import start_in_place
 from got_lightning.training.strategies import is_deepspeed
 from got_lightning.training.window_monitor import NothingToTrainError
+
+
+class _NoAdvertisement(logging.Filter):
+    """Lightning advertises its cloud logger on every run; nothing in it is for the user to act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
+for _name in (
+    "lightning_utilities.core.rank_zero",
+    "lightning.fabric.utilities.rank_zero",
+    "lightning.pytorch.utilities.rank_zero",
+):
+    logging.getLogger(_name).addFilter(_NoAdvertisement())
 
 
 class GotCLI(LightningCLI):
