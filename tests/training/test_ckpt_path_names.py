@@ -5,6 +5,7 @@ error when there is none; never a silent fall-back to the base weights."""
 import json
 
 import pytest
+import torch
 
 from got_lightning.cli import main
 from got_lightning.training.checkpoints import COMPLETE_MARK, find_best_checkpoint, find_last_checkpoint
@@ -90,16 +91,39 @@ def test_no_such_checkpoint_is_one_clear_error(subcommand, name, micro_model_dir
     assert "Traceback" not in result.stderr
 
 
+def whole_file(path, step):
+    torch.save({"global_step": step}, path)
+    return path
+
+
+def whole_directory(path, step):
+    """A ZeRO checkpoint directory as one rank leaves it, with its completion mark."""
+    (path / "checkpoint").mkdir(parents=True, exist_ok=True)
+    torch.save({"step": step}, path / "checkpoint" / "zero_pp_rank_0_mp_rank_00_optim_states.pt")
+    (path / COMPLETE_MARK).write_text(json.dumps({"global_step": step, "world_size": 1}))
+    return path
+
+
 def test_last_skips_incomplete_deepspeed_directories_and_prefers_last(tmp_path):
     folder = tmp_path / "checkpoints"
     folder.mkdir()
-    (folder / "epoch=0-step=2.ckpt").write_bytes(b"complete file")
+    whole_file(folder / "epoch=0-step=2.ckpt", 2)
     half = folder / "epoch=0-step=4.ckpt"
     (half / "checkpoint").mkdir(parents=True)  # a directory whose ranks never all finished
     assert find_last_checkpoint(tmp_path) == folder / "epoch=0-step=2.ckpt"
-    (half / COMPLETE_MARK).write_text("{}")
+    whole_directory(half, 4)
     assert find_last_checkpoint(tmp_path) == half
     (folder / "last.ckpt").mkdir()
     assert find_last_checkpoint(tmp_path) == half  # last.ckpt without its mark is not complete
-    (folder / "last.ckpt" / COMPLETE_MARK).write_text("{}")
+    whole_directory(folder / "last.ckpt", 4)
     assert find_last_checkpoint(tmp_path) == folder / "last.ckpt"
+
+
+def test_a_zero_directory_missing_a_ranks_shard_is_passed_over(tmp_path, capsys):
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    whole_file(folder / "epoch=0-step=2.ckpt", 2)
+    shards = whole_directory(folder / "last.ckpt", 4)
+    (shards / COMPLETE_MARK).write_text(json.dumps({"global_step": 4, "world_size": 2}))  # rank 1's shard is lost
+    assert find_last_checkpoint(tmp_path) == folder / "epoch=0-step=2.ckpt"
+    assert "1 optimizer shard(s) for the 2 rank(s) that saved it" in capsys.readouterr().err
