@@ -5,17 +5,35 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 
 from got_lightning.commands.dispatch import LIGHTNING_COMMANDS
 from got_lightning.commands.dispatch import run as run_command
 
 
 def _configure_logging() -> None:
-    """Warnings of every library once, with their level; Lightning's loggers print their own."""
+    """Warnings of every library once, with their level (Lightning's loggers print their own); our
+    own summaries at INFO; library warnings about the libraries' own internals silenced."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    logging.getLogger("got_lightning").setLevel(logging.INFO)
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, _LightningPrintsItsOwn) for f in handler.filters):
             handler.addFilter(_LightningPrintsItsOwn())
+    # torchdata's StatefulDataLoader still calls torch.set_vital, deprecated by torch 2.13; and
+    # Lightning's pytree helper uses LeafSpec, deprecated by the same torch. Neither is ours to fix
+    # nor the user's to act on.
+    warnings.filterwarnings("ignore", message="'set_vital' is deprecated", category=UserWarning)
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    # accelerate imports DeepSpeed whenever it is installed (to unwrap a model on save), and
+    # DeepSpeed then announces that it found no GPU: on a CPU machine that is no news.
+    deepspeed_log = logging.getLogger("DeepSpeed")
+    if not any(isinstance(f, _NoCpuFallbackNotice) for f in deepspeed_log.filters):
+        deepspeed_log.addFilter(_NoCpuFallbackNotice())
+
+
+class _NoCpuFallbackNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Setting accelerator to CPU")
 
 
 class _LightningPrintsItsOwn(logging.Filter):

@@ -12,6 +12,7 @@ import argparse
 import base64
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -29,6 +30,13 @@ class JourneyError(AssertionError):
     """A step of the journey did not do what a user expects."""
 
 
+# A normal run prints no warning the user cannot act on. Lines that look like warnings and are
+# expected: our own, which say what to do.
+WARNING_LINE = re.compile(r"Warning\b|\bWARNING\b|^warning:|\[WARNING\]")
+EXPECTED_WARNINGS = (re.compile(r"^warning: \d+ held-out page\(s\) \([\d.]+%\) stopped at max_new_tokens"),)
+unexpected_warnings: list[str] = []
+
+
 def got_lightning(*args: str) -> subprocess.CompletedProcess:
     executable = shutil.which("got-lightning") or str(Path(sys.executable).parent / "got-lightning")
     started = time.perf_counter()
@@ -36,7 +44,14 @@ def got_lightning(*args: str) -> subprocess.CompletedProcess:
     print(f"[{time.perf_counter() - started:5.1f} s] got-lightning {' '.join(args)} -> exit {result.returncode}", flush=True)
     if result.returncode != 0:
         raise JourneyError(f"got-lightning {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    note_warnings(args, result.stdout + "\n" + result.stderr)
     return result
+
+
+def note_warnings(args: tuple[str, ...], output: str) -> None:
+    for line in output.splitlines():
+        if WARNING_LINE.search(line) and not any(expected.search(line) for expected in EXPECTED_WARNINGS):
+            unexpected_warnings.append(f"got-lightning {' '.join(args[:2])}: {line.strip()[:300]}")
 
 
 def metrics(folder: Path) -> dict:
@@ -158,6 +173,7 @@ def serve(exported: Path) -> None:
         server.send_signal(signal.SIGTERM)
         code = server.wait(timeout=60)
     check(code == 0, f"serve exited {code} after SIGTERM")
+    note_warnings(("serve",), log.read_text(encoding="utf-8"))
 
 
 def _post(url: str, body: dict) -> dict:
@@ -191,6 +207,7 @@ def main() -> int:
     predict(exported)
     serve(exported)
     other_commands(args.steps)
+    check(not unexpected_warnings, "warnings a user cannot act on:\n" + "\n".join(dict.fromkeys(unexpected_warnings)))
     print(f"journey complete in {time.perf_counter() - started:.0f} s")
     return 0
 

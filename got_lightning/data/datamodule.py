@@ -234,7 +234,7 @@ class GotDataModule(L.LightningDataModule):
         if self.trainer is not None and self.trainer.global_rank != 0:
             return
         for summary in self.summaries:
-            log.warning(
+            (log.warning if summary.bad else log.info)(
                 "dataset %r: %d records, %d bad, train %d, val %d%s",
                 summary.name,
                 summary.records,
