@@ -17,11 +17,20 @@ import pytest
 import torch
 
 from got_lightning.atomic_files import STAGING_MARK
+from got_lightning.cli import main
 from got_lightning.training.run_lock import LOCK_NAME
 from tests.helpers import run_executable
 from tests.training_helpers import fit_config
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("run_faults")]
+pytestmark = pytest.mark.slow
+
+
+def in_process(capsys, *args: str) -> subprocess.CompletedProcess:
+    """`got-lightning ARGS` run by its entry point in this process (no interpreter start-up)."""
+    capsys.readouterr()
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["got-lightning", *args], code, out, err)
 
 
 def last_line(result: subprocess.CompletedProcess) -> str:
@@ -36,8 +45,7 @@ def finished_run(tmp_path_factory, digit_pages, micro_model_dir):
     config = fit_config(
         folder / "c.yaml", digit_pages, micro_model_dir, folder / "run", checkpoint={"every_n_train_steps": 2, "save_top_k": -1}
     )
-    result = run_executable("fit", "--config", str(config))
-    assert result.returncode == 0, result.stderr
+    assert main(["fit", "--config", str(config)]) == 0
     return config, folder / "run"
 
 
@@ -46,7 +54,7 @@ def copy_run(run: Path, target: Path) -> Path:
     return target
 
 
-def test_a_second_fit_on_a_live_run_directory_is_refused_naming_the_holder(digit_pages, micro_model_dir, tmp_path):
+def test_a_second_fit_on_a_live_run_directory_is_refused_naming_the_holder(digit_pages, micro_model_dir, tmp_path, capsys):
     config = fit_config(tmp_path / "c.yaml", digit_pages, micro_model_dir, tmp_path / "run", trainer={"max_steps": 400})
     first = subprocess.Popen(
         [sys.executable, "-m", "got_lightning.cli", "fit", "--config", str(config)],
@@ -61,14 +69,14 @@ def test_a_second_fit_on_a_live_run_directory_is_refused_naming_the_holder(digit
             time.sleep(0.2)
         holder = json.loads(lock.read_text())
         assert holder["pid"] == first.pid
-        second = run_executable("fit", "--config", str(config), "--ckpt_path", "last")
+        second = in_process(capsys, "fit", "--config", str(config), "--ckpt_path", "last")
         assert second.returncode == 2
         assert f"is in use by pid {first.pid} on {holder['host']}" in last_line(second)
     finally:
         first.kill()
         first.wait()
     # The holder died without letting go: the next fit takes the lock over and says so.
-    third = run_executable("fit", "--config", str(config), "--trainer.max_steps", "1", "--fresh_start", "true")
+    third = in_process(capsys, "fit", "--config", str(config), "--trainer.max_steps", "1", "--fresh_start", "true")
     assert third.returncode == 0, third.stderr
     assert f"took over {lock} from pid {first.pid}" in third.stderr and "no longer running" in third.stderr
     assert lock.read_text() == ""  # a clean exit clears the holder
@@ -92,7 +100,7 @@ PAUSE_MID_SAVE = textwrap.dedent("""
 """)
 
 
-def test_readers_beside_a_paused_save_leave_its_files_alone(digit_pages, micro_model_dir, tmp_path):
+def test_readers_beside_a_paused_save_leave_its_files_alone(digit_pages, micro_model_dir, tmp_path, capsys):
     config = fit_config(
         tmp_path / "c.yaml", digit_pages, micro_model_dir, tmp_path / "run", checkpoint={"every_n_train_steps": 2}
     )
@@ -116,7 +124,7 @@ def test_readers_beside_a_paused_save_leave_its_files_alone(digit_pages, micro_m
             ["validate", "--config", str(config), "--ckpt_path", "last", "--trainer.limit_val_batches", "1"],
             ["export", "--ckpt", str(next(folder.glob("*step=2.ckpt"))), "--output", str(tmp_path / "exported")],
         ):
-            reader = run_executable(*command)
+            reader = in_process(capsys, *command)
             assert reader.returncode == 0, reader.stderr
             assert "removed a half-written" not in reader.stderr
             assert all(path.exists() for path in staging)
@@ -128,21 +136,30 @@ def test_readers_beside_a_paused_save_leave_its_files_alone(digit_pages, micro_m
     assert not [path for path in folder.iterdir() if STAGING_MARK in path.name]
 
 
-def test_a_fit_over_an_earlier_run_continues_or_starts_over_never_beside_it(finished_run, tmp_path):
+def test_a_fit_over_an_earlier_run_continues_or_starts_over_never_beside_it(finished_run, tmp_path, capsys):
     config, run = finished_run
     run = copy_run(run, tmp_path / "run")
     before = sorted(path.name for path in (run / "checkpoints").iterdir())
-    plain = run_executable("fit", "--config", str(config), "--trainer.default_root_dir", str(run))
+    plain = in_process(capsys, "fit", "--config", str(config), "--trainer.default_root_dir", str(run))
     assert plain.returncode == 2
     assert "continue it with --ckpt_path last, or start over with --fresh_start true" in last_line(plain)
     assert sorted(path.name for path in (run / "checkpoints").iterdir()) == before
-    resumed = run_executable(
-        "fit", "--config", str(config), "--trainer.default_root_dir", str(run), "--ckpt_path", "last", "--trainer.max_steps", "6"
+    resumed = in_process(
+        capsys,
+        "fit",
+        "--config",
+        str(config),
+        "--trainer.default_root_dir",
+        str(run),
+        "--ckpt_path",
+        "last",
+        "--trainer.max_steps",
+        "6",
     )
     assert resumed.returncode == 0, resumed.stderr
     assert f"--ckpt_path last: resuming from {run / 'checkpoints' / 'last.ckpt'} (step 4)" in resumed.stderr
     assert "exists and is not empty" not in resumed.stderr
-    fresh = run_executable("fit", "--config", str(config), "--trainer.default_root_dir", str(run), "--fresh_start", "true")
+    fresh = in_process(capsys, "fit", "--config", str(config), "--trainer.default_root_dir", str(run), "--fresh_start", "true")
     assert fresh.returncode == 0, fresh.stderr
     [aside] = run.glob("replaced-*")
     assert (aside / "checkpoints" / "last.ckpt").is_file() and f"now in {aside}" in fresh.stderr
@@ -152,15 +169,24 @@ def test_a_fit_over_an_earlier_run_continues_or_starts_over_never_beside_it(fini
 
 
 @pytest.mark.parametrize("damage", ["empty", "truncated"])
-def test_a_broken_newest_checkpoint_is_passed_over_and_named(finished_run, tmp_path, damage):
+def test_a_broken_newest_checkpoint_is_passed_over_and_named(finished_run, tmp_path, damage, capsys):
     config, run = finished_run
     run = copy_run(run, tmp_path / "run")
     last = run / "checkpoints" / "last.ckpt"
     data = last.read_bytes()
     last.write_bytes(b"" if damage == "empty" else data[: len(data) // 2])
     intact = run / "checkpoints" / "epoch=0-step=4.ckpt"
-    resumed = run_executable(
-        "fit", "--config", str(config), "--trainer.default_root_dir", str(run), "--ckpt_path", "last", "--trainer.max_steps", "5"
+    resumed = in_process(
+        capsys,
+        "fit",
+        "--config",
+        str(config),
+        "--trainer.default_root_dir",
+        str(run),
+        "--ckpt_path",
+        "last",
+        "--trainer.max_steps",
+        "5",
     )
     assert resumed.returncode == 0, resumed.stderr
     assert f"checkpoint {last} is broken" in resumed.stderr and f"using {intact} instead" in resumed.stderr
@@ -169,12 +195,12 @@ def test_a_broken_newest_checkpoint_is_passed_over_and_named(finished_run, tmp_p
         ["export", "--ckpt", str(last), "--output", str(tmp_path / "out")],
         ["validate", "--config", str(config), "--ckpt_path", str(last)],
     ):
-        result = run_executable(*command)
+        result = in_process(capsys, *command)
         assert result.returncode == 2
         assert f"checkpoint {last} is broken" in last_line(result)
 
 
-def test_a_full_disk_during_a_save_is_one_line_naming_the_last_good_checkpoint(digit_pages, micro_model_dir, tmp_path):
+def test_a_full_disk_during_a_save_is_one_line_naming_the_last_good_checkpoint(digit_pages, micro_model_dir, tmp_path, capsys):
     config = fit_config(
         tmp_path / "c.yaml",
         digit_pages,
@@ -182,7 +208,7 @@ def test_a_full_disk_during_a_save_is_one_line_naming_the_last_good_checkpoint(d
         tmp_path / "run",
         checkpoint={"every_n_train_steps": 2, "save_top_k": -1},
     )
-    first = run_executable("fit", "--config", str(config), "--trainer.max_steps", "2")
+    first = in_process(capsys, "fit", "--config", str(config), "--trainer.max_steps", "2")
     assert first.returncode == 0, first.stderr
     good = tmp_path / "run" / "checkpoints" / "last.ckpt"
     size = good.stat().st_size
