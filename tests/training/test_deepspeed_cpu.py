@@ -24,7 +24,10 @@ from got_lightning.training.checkpoints import COMPLETE_MARK, read_checkpoint
 from tests.helpers import REPO_ROOT, executable, run_executable
 from tests.training_helpers import datamodule, fit_config
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("deepspeed_cpu")]  # one worker builds the module's shared runs
+pytestmark = pytest.mark.slow
+# The tests that read the module's shared runs stay on one worker (which builds them once); the
+# others spread over every worker.
+SHARED_RUNS = pytest.mark.xdist_group("deepspeed_cpu")
 ZERO = REPO_ROOT / "zero_config"
 # 21 training pages, batch 2, 2 ranks, accumulation 2: 5 micro-batches per rank and epoch, so 3
 # optimizer steps per epoch (the last on a partial window). HALF = 4 is inside the second epoch.
@@ -108,6 +111,7 @@ def runs(tmp_path_factory, digit_pages, micro_model_dir) -> Runs:
     return Runs(tmp_path_factory.mktemp("straight"), digit_pages, micro_model_dir)
 
 
+@SHARED_RUNS
 @pytest.mark.parametrize("clip", [1.0, 1e6], ids=["clip_binds", "clip_free"])
 @pytest.mark.parametrize("stage", ["zero2", "zero3"])
 def test_zero_gradients_and_weights_equal_ddp(stage, clip, runs):
@@ -126,6 +130,7 @@ def test_zero_gradients_and_weights_equal_ddp(stage, clip, runs):
     assert json.loads((last(zero) / COMPLETE_MARK).read_text())["world_size"] == 2
 
 
+@SHARED_RUNS
 @pytest.mark.parametrize("stage", ["zero2", "zero3"])
 def test_zero_resumed_mid_epoch_equals_the_straight_run(stage, runs, digit_pages, micro_model_dir, tmp_path):
     path = config(tmp_path, digit_pages, micro_model_dir, "halves")
@@ -139,6 +144,7 @@ def test_zero_resumed_mid_epoch_equals_the_straight_run(stage, runs, digit_pages
     assert_same_weights(weights(straight), weights(tmp_path / "halves"))
 
 
+@SHARED_RUNS
 @pytest.mark.parametrize("stage", ["zero2", "zero3"])
 def test_export_of_a_zero_checkpoint_loads_in_stock_transformers(stage, runs, digit_pages, micro_model_dir, tmp_path):
     from transformers import GotOcr2ForConditionalGeneration
@@ -189,6 +195,7 @@ KILL_RANK_1_MID_SAVE = textwrap.dedent("""
 """)
 
 
+@SHARED_RUNS
 def test_a_rank_killed_while_a_zero_checkpoint_is_written_resumes_from_the_last_complete_one(
     runs, digit_pages, micro_model_dir, tmp_path
 ):
@@ -332,6 +339,7 @@ def fit_on_two_nodes(config_path: Path, *arguments: str) -> None:
         assert node.returncode == 0, output[-4000:]
 
 
+@SHARED_RUNS
 def test_two_nodes_of_one_device_fit_and_resume_like_two_devices_on_one_node(runs, digit_pages, micro_model_dir, tmp_path):
     path = config(tmp_path, digit_pages, micro_model_dir, "nodes", trainer={"devices": 1, "num_nodes": 2})
     fit_on_two_nodes(path, "--trainer.max_steps", str(HALF))
@@ -352,6 +360,7 @@ def test_fp16_on_cpu_ranks_is_one_clear_line(digit_pages, micro_model_dir, tmp_p
     assert "DeepSpeed's CPU accelerator has no fp16; use bf16-mixed" in result.stderr.strip().splitlines()[-1]
 
 
+@SHARED_RUNS
 def test_validate_last_of_a_zero_run_scores_its_trained_weights_on_one_process_or_its_ranks(runs, tmp_path):
     zero, ddp = runs.straight("zero2"), runs.straight("ddp")
     validate = ["--trainer.limit_val_batches", "1.0", "--trainer.logger", "false"]
