@@ -33,6 +33,12 @@ def in_process(capsys, *args: str) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(["got-lightning", *args], code, out, err)
 
 
+def resume(capsys, config: Path, run: Path, max_steps: int) -> subprocess.CompletedProcess:
+    """`fit --ckpt_path last` of `config` in the run directory `run`, up to `max_steps`."""
+    args = ["--trainer.default_root_dir", str(run), "--ckpt_path", "last", "--trainer.max_steps", str(max_steps)]
+    return in_process(capsys, "fit", "--config", str(config), *args)
+
+
 def last_line(result: subprocess.CompletedProcess) -> str:
     assert "Traceback" not in result.stderr, result.stderr
     return result.stderr.strip().splitlines()[-1]
@@ -144,18 +150,7 @@ def test_a_fit_over_an_earlier_run_continues_or_starts_over_never_beside_it(fini
     assert plain.returncode == 2
     assert "continue it with --ckpt_path last, or start over with --fresh_start true" in last_line(plain)
     assert sorted(path.name for path in (run / "checkpoints").iterdir()) == before
-    resumed = in_process(
-        capsys,
-        "fit",
-        "--config",
-        str(config),
-        "--trainer.default_root_dir",
-        str(run),
-        "--ckpt_path",
-        "last",
-        "--trainer.max_steps",
-        "6",
-    )
+    resumed = resume(capsys, config, run, max_steps=6)
     assert resumed.returncode == 0, resumed.stderr
     assert f"--ckpt_path last: resuming from {run / 'checkpoints' / 'last.ckpt'} (step 4)" in resumed.stderr
     assert "exists and is not empty" not in resumed.stderr
@@ -176,18 +171,7 @@ def test_a_broken_newest_checkpoint_is_passed_over_and_named(finished_run, tmp_p
     data = last.read_bytes()
     last.write_bytes(b"" if damage == "empty" else data[: len(data) // 2])
     intact = run / "checkpoints" / "epoch=0-step=4.ckpt"
-    resumed = in_process(
-        capsys,
-        "fit",
-        "--config",
-        str(config),
-        "--trainer.default_root_dir",
-        str(run),
-        "--ckpt_path",
-        "last",
-        "--trainer.max_steps",
-        "5",
-    )
+    resumed = resume(capsys, config, run, max_steps=5)
     assert resumed.returncode == 0, resumed.stderr
     assert f"checkpoint {last} is broken" in resumed.stderr and f"using {intact} instead" in resumed.stderr
     assert "Traceback" not in resumed.stderr
