@@ -5,6 +5,7 @@ the table for each sample, never written out as files."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections import OrderedDict
@@ -18,7 +19,7 @@ from got_lightning.data.errors import AnnotationFileError, BadSampleError
 from got_lightning.data.images import EncodedImage
 from got_lightning.data.index import IndexedRecords, RecordIndex
 from got_lightning.data.sample import ResolvedImage
-from got_lightning.model.hub import is_hub_id
+from got_lightning.model.hub import hub_snapshot, is_hub_id
 from got_lightning.optional import require
 
 BATCH_ROWS = 8192
@@ -160,8 +161,6 @@ def is_dataset_id(annotations: str) -> bool:
 def table_files(annotations: str, split: str, revision: str, dataset: str) -> list[str]:
     """The Parquet or Arrow files of a dataset: a Parquet file, a folder of them (split-named files
     first), a `save_to_disk` folder (a split of a DatasetDict), or a hub dataset id."""
-    from got_lightning.model.hub import hub_snapshot
-
     path = Path(annotations)
     if is_dataset_id(annotations):
         path = hub_snapshot(annotations, revision, HUB_PATTERNS, repo_type="dataset", error_class=AnnotationFileError)
@@ -204,22 +203,21 @@ def index_table(files: list[str], dataset: str, columns: TableColumns) -> TableI
         image_type = schema.field(columns.image).type
         is_struct = pa.types.is_struct(image_type)
         wanted = [columns.text, *([columns.prompt] if columns.prompt else [])]
-        number = 0
-        for rows in _row_batches(pq, path, table, wanted, columns.image, is_struct or pa.types.is_string(image_type), is_struct):
-            for row in rows:
-                if is_struct:
-                    image = {"path": row.get("path")}
-                elif pa.types.is_string(image_type):
-                    image = row.get(columns.image)
-                    if not image:
-                        records.add(None, f"{Path(path).name} row {number}: no image path")
-                        number += 1
-                        continue
-                else:
-                    image = None  # bytes: checked when the sample is read, as every image is
-                records.add(_record(starts[-1] + number, row, image, columns))
-                number += 1
-        starts.append(starts[-1] + number)
+        batches = _row_batches(pq, path, table, wanted, columns.image, is_struct or pa.types.is_string(image_type), is_struct)
+        count = 0
+        for count, row in enumerate(itertools.chain.from_iterable(batches), start=1):
+            number = count - 1
+            if is_struct:
+                image = {"path": row.get("path")}
+            elif pa.types.is_string(image_type):
+                image = row.get(columns.image)
+                if not image:
+                    records.add(None, f"{Path(path).name} row {number}: no image path")
+                    continue
+            else:
+                image = None  # bytes: checked when the sample is read, as every image is
+            records.add(_record(starts[-1] + number, row, image, columns))
+        starts.append(starts[-1] + count)
     return TableIndex(
         path=Path(files[0]),
         **records.arrays(),
