@@ -9,6 +9,8 @@ import warnings
 
 from got_lightning.commands.dispatch import LIGHTNING_COMMANDS
 from got_lightning.commands.dispatch import run as run_command
+from got_lightning.commands.stored_help import asks_only_for_help, stored_help
+from got_lightning.core.errors import run_reporting_errors
 
 
 def _configure_logging() -> None:
@@ -43,14 +45,17 @@ class _LightningPrintsItsOwn(logging.Filter):
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in LIGHTNING_COMMANDS and asks_only_for_help(argv) and (text := stored_help(argv[0])) is not None:
+        sys.stdout.write(text)
+        return 0
     _configure_logging()
     if argv and argv[0] == "serve":
-        from got_lightning.commands.serve import run_serve
-        from got_lightning.commands.training import lightning_errors_as_lines
+        from got_lightning.commands.lightning_commands import LIGHTNING_USER_ERRORS
+        from got_lightning.commands.serve_command import run_serve
 
-        return lightning_errors_as_lines(run_serve, argv[1:])
+        return run_reporting_errors(lambda: run_serve(argv[1:]), user_errors=LIGHTNING_USER_ERRORS)
     if argv and argv[0] in LIGHTNING_COMMANDS:
-        from got_lightning.commands.training import run_lightning
+        from got_lightning.commands.lightning_commands import run_lightning
 
         return run_lightning(argv)
     return run_command(argv)

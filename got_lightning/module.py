@@ -13,10 +13,13 @@ from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 from lightning.pytorch.utilities import GradClipAlgorithmType
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torchmetrics import MeanMetric
-from transformers.modeling_outputs import BaseModelOutputWithPooling
 
+from got_lightning.core.errors import SettingError
+from got_lightning.core.options import as_options
+from got_lightning.data.accumulation import WindowPosition
+from got_lightning.data.collate import Batch
+from got_lightning.data.datamodule import attached_datamodule
 from got_lightning.data.predict import FOLDER_INPUT
-from got_lightning.data.windows import WindowPosition
 from got_lightning.evaluation.held_out import SCORE_NAMES, HeldOutResults
 from got_lightning.evaluation.metrics import OcrMetrics
 from got_lightning.evaluation.results import prediction_line, scored_record
@@ -25,6 +28,7 @@ from got_lightning.generation.batch import Answer
 from got_lightning.generation.greedy import GenerationArgs, decode, generate_answers
 from got_lightning.generation.prompts import split_prompts
 from got_lightning.model.feature_cache import FeatureCacheArgs, VisionFeatureCache, tower_fingerprint
+from got_lightning.model.forward import ImageEncoder, read_prompts
 from got_lightning.model.freezing import Freezing, count_parameters, print_summary
 from got_lightning.model.hub import DEFAULT_REVISION, resolve_model_path
 from got_lightning.model.kernels import AttentionName, compile_text_layers, set_text_attention
@@ -32,20 +36,13 @@ from got_lightning.model.loading import ensure_model_dir, load_model
 from got_lightning.model.lora import LoraArgs, add_lora, merge_lora
 from got_lightning.model.loss import effective_batch_loss, supervised_loss_sum
 from got_lightning.model.model_dir import ModelDirError
-from got_lightning.model.optim import (
-    OptimizerName,
-    SchedulerName,
-    build_optimizer,
-    lr_factor,
-    parameter_groups,
-    warmup_steps_for,
-)
+from got_lightning.model.optim import OptimizerArgs, OptimizerName, SchedulerName
 from got_lightning.model.output_head import OutputHead, generation_head
-from got_lightning.model_card import CARD_KEY, RunRecord, held_out_summary
-from got_lightning.options import as_options
 from got_lightning.tokenizer import load_tokenizer
+from got_lightning.training.checkpoints import adopt_older_callback_states
 from got_lightning.training.nonfinite import NonFiniteGuard
 from got_lightning.training.rng import capture_rng_states, restore_rng_states
+from got_lightning.training.run_record import CARD_KEY, RunRecord, held_out_summary
 from got_lightning.training.strategies import all_ranks_finished, is_deepspeed
 from got_lightning.training.window_monitor import WindowMonitor
 
@@ -89,7 +86,7 @@ class GotLightningModule(L.LightningModule):
             (about 0.8 GB in bf16, twice that while the softmax runs in fp32): lower it to bound
             memory at large (eval) batches. Same features either way.
         cache_vision_features: Compute the frozen tower's output once per tile and reuse it (from
-            the second epoch on); needs `freeze_vision_tower` (the data pipeline never augments).
+            the second epoch on); needs `freeze_vision_tower`, and refuses `data.augment` (its pages change every epoch).
         feature_cache: Where the cache lives (memory or a directory) and its size bound.
         max_nonfinite_steps: A step whose loss or gradient norm is NaN/inf is skipped (weights and
             optimizer state untouched) and counted; this many in a row stop the run with an error,
@@ -136,15 +133,21 @@ class GotLightningModule(L.LightningModule):
         generation = as_options(GenerationArgs, generation, GenerationArgs())
         normalization = as_options(TextNormalization, normalization, TextNormalization())
         feature_cache = as_options(FeatureCacheArgs, feature_cache, FeatureCacheArgs())
-        for name, rate in (
-            ("learning_rate", learning_rate),
-            ("vision_learning_rate", vision_learning_rate),
-            ("projector_learning_rate", projector_learning_rate),
-        ):
-            if rate is not None and not rate > 0:
-                raise ValueError(f"model.{name} must be above 0, got {rate}")
+        self.optimizer_args = OptimizerArgs(
+            optimizer,
+            learning_rate,
+            vision_learning_rate,
+            projector_learning_rate,
+            weight_decay,
+            tuple(betas),
+            eps,
+            lr_scheduler,
+            warmup_ratio,
+            min_lr_ratio,
+            lr_schedule_steps,
+        )
         if cache_vision_features and not freeze_vision_tower:
-            raise ValueError(
+            raise SettingError(
                 "model.cache_vision_features needs model.freeze_vision_tower: true (a training tower changes its features)"
             )
         # Plain values only, so checkpoints load with `weights_only=True`.
@@ -173,6 +176,7 @@ class GotLightningModule(L.LightningModule):
         self.feature_cache = (
             VisionFeatureCache(tower_fingerprint(self.got.model.vision_tower), feature_cache) if cache_vision_features else None
         )
+        self.image_encoder = ImageEncoder(self.got, self.freezing.vision_tower, vision_batch_size, self.feature_cache)
         self.normalization = normalization
         self.val_metrics = OcrMetrics()
         self.val_loss = MeanMetric()
@@ -196,45 +200,19 @@ class GotLightningModule(L.LightningModule):
     # ---- forward -------------------------------------------------------------------------------
 
     def image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """Projected tile features `(tiles, tokens_per_tile, hidden)`; a frozen tower runs without grad."""
-        tower = self.got.model.vision_tower
-        dtype = tower.patch_embed.projection.weight.dtype
-        pixel_values = pixel_values.to(dtype)
-        if self.feature_cache is not None:
-            with torch.no_grad():
-                vision = self.feature_cache.features(pixel_values, self._encode_tiles)
-        else:
-            with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freezing.vision_tower):
-                vision = self._encode_tiles(pixel_values)
-        return self.got.model.multi_modal_projector(vision)
+        """Projected tile features `(tiles, tokens_per_tile, hidden)` (see `ImageEncoder`)."""
+        return self.image_encoder(pixel_values)
 
-    def _encode_tiles(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """The vision tower's output, `vision_batch_size` tiles per call."""
-        tower = self.got.model.vision_tower
-        chunk = self.hparams.vision_batch_size
-        if not chunk or len(pixel_values) <= chunk:
-            return tower(pixel_values).last_hidden_state
-        vision = torch.cat([tower(tiles).last_hidden_state for tiles in pixel_values.split(chunk)])
-        # The tower hands out NHWC memory viewed as NCHW: keep that layout, so the projector's
-        # arithmetic is the same as for one call.
-        return vision.contiguous(memory_format=torch.channels_last) if vision.dim() == 4 else vision
-
-    def hidden_states(self, batch: dict[str, Any], features: torch.Tensor | None = None) -> torch.Tensor:
+    def hidden_states(self, batch: Batch, features: torch.Tensor | None = None) -> torch.Tensor:
         """Last hidden states of a batch; pass its `image_features` when they are already computed."""
         features = self.image_features(batch["pixel_values"]) if features is None else features
-        outputs = self.got.model(
-            input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
-            mm_encoder_outputs={"image": BaseModelOutputWithPooling(pooler_output=features)},
-            use_cache=False,
-        )
-        return outputs.last_hidden_state
+        return read_prompts(self.got, batch["input_ids"], batch["attention_mask"], features, use_cache=False).last_hidden_state
 
-    def logits(self, batch: dict[str, Any]) -> torch.Tensor:
+    def logits(self, batch: Batch) -> torch.Tensor:
         """Full-vocabulary logits of a batch (for checks and export parity)."""
         return self.got.lm_head(self.hidden_states(batch))
 
-    def loss_sum(self, batch: dict[str, Any], features: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
+    def loss_sum(self, batch: Batch, features: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
         return supervised_loss_sum(self.hidden_states(batch, features), batch["labels"], self.got.lm_head)
 
     # ---- training ------------------------------------------------------------------------------
@@ -243,7 +221,7 @@ class GotLightningModule(L.LightningModule):
         """A zero loss touching every trainable parameter, so every rank still runs a backward."""
         return sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
+    def training_step(self, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:
         """The loss of one micro-batch, normalised over its whole accumulation window (see
         `effective_batch_loss`); `loss_sum` and `window_tokens` go to the `WindowMonitor`."""
         window = WindowPosition.of(batch)
@@ -260,25 +238,9 @@ class GotLightningModule(L.LightningModule):
         return [WindowMonitor(self.hparams.max_empty_steps), NonFiniteGuard(self.hparams.max_nonfinite_steps)]
 
     def configure_optimizers(self) -> dict[str, Any]:
-        hp = self.hparams
-        part_rates = {
-            fragment: rate
-            for fragment, rate in (
-                (".vision_tower.", hp.vision_learning_rate),
-                (".multi_modal_projector.", hp.projector_learning_rate),
-            )
-            if rate is not None
-        }
-        groups = parameter_groups(self, hp.weight_decay, part_rates)
-        optimizer = build_optimizer(
-            hp.optimizer, groups, hp.learning_rate, tuple(hp.betas), hp.eps, fused=not self._scaled_and_clipped()
+        return self.optimizer_args.configure(
+            self, lambda: int(self.trainer.estimated_stepping_batches), fused=not self._scaled_and_clipped()
         )
-        total = hp.lr_schedule_steps or max(1, int(self.trainer.estimated_stepping_batches))
-        warmup = warmup_steps_for(total, hp.warmup_ratio)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: lr_factor(step, total, warmup, hp.lr_scheduler, hp.min_lr_ratio)
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def _scaled_and_clipped(self) -> bool:
         """fp16 loss scaling with gradient clipping: gradients must be unscaled before they are
@@ -319,7 +281,7 @@ class GotLightningModule(L.LightningModule):
         self.held_out.reset()
         self._output_head = None
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self.held_out.add([], batch["problems"])
         if not batch["size"]:
             return
@@ -353,7 +315,7 @@ class GotLightningModule(L.LightningModule):
     def on_test_epoch_start(self) -> None:
         self.on_validation_epoch_start()
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
         """`got-lightning test`: the held-out evaluation under `test/` names."""
         self.validation_step(batch, batch_idx)
 
@@ -363,7 +325,7 @@ class GotLightningModule(L.LightningModule):
     def on_predict_epoch_start(self) -> None:
         self._output_head = None
 
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
+    def predict_step(self, batch: Batch, batch_idx: int) -> list[dict[str, Any]]:
         """Greedy OCR of a batch: one dict per sample (a reference too when the input had answers)."""
         if not batch["size"]:
             return []
@@ -422,13 +384,13 @@ class GotLightningModule(L.LightningModule):
         frozen = self.frozen_state_keys()
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k not in frozen}
         checkpoint["rng_states"] = capture_rng_states()
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is not None:
-            self.run_record.datasets = [spec.name for spec in datamodule.specs]
+        if (data := attached_datamodule(self.trainer)) is not None:
+            self.run_record.datasets = [spec.name for spec in data.specs]
         checkpoint[CARD_KEY] = self.run_record.to_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.loaded_step = int(checkpoint.get("global_step", 0))
+        adopt_older_callback_states(checkpoint)
         # A DeepSpeed checkpoint's client state has no weights: the engine loads them itself.
         if "state_dict" in checkpoint:
             self._check_checkpoint_keys(checkpoint["state_dict"])
@@ -445,7 +407,7 @@ class GotLightningModule(L.LightningModule):
         own = self.state_dict()
         for key, value in state_dict.items():
             if key in own and hasattr(value, "shape") and tuple(value.shape) != tuple(own[key].shape):
-                raise ValueError(
+                raise SettingError(
                     f"checkpoint does not fit this model: {key} is {list(value.shape)} in the checkpoint but "
                     f"{list(own[key].shape)} here (a checkpoint of another preset or model_path?)"
                 )
@@ -453,7 +415,7 @@ class GotLightningModule(L.LightningModule):
         present = set(state_dict)
         missing, unexpected = sorted(expected - present), sorted(present - set(own))
         if missing or unexpected:
-            raise ValueError(
+            raise SettingError(
                 "checkpoint does not match this model configuration (freezing or LoRA settings differ?): "
                 f"missing {missing[:5]}{' ...' if len(missing) > 5 else ''}, "
                 f"unexpected {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}"

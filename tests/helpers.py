@@ -91,3 +91,17 @@ def write_original_dir(path, model, drop=(), extra=None):
     }
     (path / "config.json").write_text(json.dumps(config))
     return path
+
+
+def needs_litdata() -> None:
+    """litdata goes in apart from the test extra (`--no-deps`, see .ci/run): skip without it, unless
+    GOT_LIGHTNING_REQUIRE_LITDATA=1 makes a missing litdata a failure (as in CI)."""
+    import importlib.util
+    import os
+
+    import pytest
+
+    if importlib.util.find_spec("litdata") is None:
+        if os.environ.get("GOT_LIGHTNING_REQUIRE_LITDATA"):
+            pytest.fail("GOT_LIGHTNING_REQUIRE_LITDATA is set but litdata is not installed (pip install --no-deps litdata)")
+        pytest.skip("litdata is not installed (pip install --no-deps litdata)")

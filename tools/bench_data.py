@@ -6,6 +6,8 @@ python tools/bench_data.py pipeline --images DIR   # your own pages
 python tools/bench_data.py padding --records 4000 --batch_size 8
 python tools/bench_data.py check --records 100000 --images 10000
 python tools/bench_data.py memory --pages 3
+python tools/bench_data.py augment --repeats 5   # ms per A4 page per augmentation, against the plain decode
+python tools/bench_data.py shards --pages 200    # packed shards (folder, local S3 server) vs JSON + image files, 2 workers
 """
 
 from __future__ import annotations
@@ -27,13 +29,13 @@ from bench_common import emit
 from jsonargparse import CLI
 from PIL import Image, ImageDraw
 
+from got_lightning.data.annotations.formats import index_records
+from got_lightning.data.annotations.index import build_index
+from got_lightning.data.annotations.records import parse_record
 from got_lightning.data.collate import Collator
 from got_lightning.data.config import DatasetSpec
-from got_lightning.data.formats import index_records
-from got_lightning.data.index import build_index
-from got_lightning.data.pixels import PageProcessor
+from got_lightning.data.images.pixels import PageProcessor
 from got_lightning.data.prompt import PromptBuilder
-from got_lightning.data.records import parse_record
 from got_lightning.data.sample import SampleBuilder
 from got_lightning.data.sampler import TrainBatchSampler
 from got_lightning.tokenizer import build_got_tokenizer
@@ -383,6 +385,133 @@ def check(records: int = 100_000, images: int = 10_000, annotations: str | None 
     emit("data_check_seconds", seconds, None, "s")
 
 
+def augment(repeats: int = 5) -> None:
+    """Milliseconds each `data.augment` step adds to one A4 page at 300 dpi (2480x3508 JPEG), applied
+    to the decoded page as training applies it, beside the page's decode + resize alone."""
+    from got_lightning.data.images.augment import STEPS, ScanAugmentation
+
+    with tempfile.TemporaryDirectory() as folder:
+        (path,) = _make_pages(Path(folder), 1, sizes=(PAGE_SIZES[0],))
+        pages = PageProcessor(image_size=1024)
+        plain = _median_ms(lambda: pages.page_tiles(path), repeats)
+        emit("augment/decode+resize A4 (no augmentation)", plain, None, "ms")
+        for name in STEPS:
+            augmentation = ScanAugmentation([{"name": name, "p": 1.0}], seed=0)
+            seconds = _median_ms(
+                lambda step=augmentation: pages.page_tiles(path, augment=step.for_sample(0, "bench", 0)), repeats
+            )
+            emit(f"augment/{name} on A4", seconds - plain, plain, "ms added", ratio=round(seconds / plain, 3))
+
+
+def shards(pages: int = 200, workers: int = 2, epochs: int = 2, s3: bool = True) -> None:
+    """Training-loader pages/s of the same pages as JSON + image files, as packed shards in a folder
+    and (with `--s3`) in a local S3-compatible server's bucket, `workers` loader processes each, one
+    epoch to warm up (the bucket's chunks land in the cache) then `epochs` timed; sizes beside."""
+    import yaml
+
+    from got_lightning.data.datamodule import GotDataModule
+
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        (root / "pages").mkdir()
+        paths = _make_pages(root / "pages", max(1, pages // 2), sizes=((1240, 1754, "JPEG", None), (1240, 1754, "PNG", None)))
+        records = [
+            {
+                "image": path.name,
+                "conversations": [{"from": "human", "value": "<image>\nOCR: "}, {"from": "gpt", "value": ANSWER[:200]}],
+            }
+            for path in paths
+        ]
+        annotations = root / "pages" / "data.json"
+        annotations.write_text(json.dumps(records), encoding="utf-8")
+        config = root / "pack.yaml"
+        config.write_text(yaml.safe_dump({"data": {"datasets": [{"name": "pages", "annotations": str(annotations)}]}}))
+        locations = {"files": str(annotations), "shards in a folder": str(root / "packed")}
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "got_lightning.cli",
+                "data",
+                "pack",
+                "--config",
+                str(config),
+                "--output",
+                locations["shards in a folder"],
+            ],
+            check=True,
+            capture_output=True,
+        )
+        source_mb = sum(path.stat().st_size for path in paths) / 2**20
+        packed_mb = sum(path.stat().st_size for path in (root / "packed").iterdir()) / 2**20
+        emit("shards/packed size", packed_mb, source_mb, "MiB (source: image files)")
+        server = _local_s3(root, config, locations) if s3 else None
+        try:
+            rates = {}
+            for name, location in locations.items():
+                module = GotDataModule(datasets=[{"name": "pages", "annotations": location}], batch_size=4, num_workers=workers)
+                module.setup("fit")
+                loader = module.train_dataloader()
+                _count_pages(loader, 0)  # warm-up: worker start, the bucket's chunks into the cache
+                start = time.perf_counter()
+                seen = sum(_count_pages(loader, epoch) for epoch in range(1, epochs + 1))
+                rates[name] = seen / (time.perf_counter() - start)
+                module.teardown("fit")
+            for name, rate in rates.items():
+                emit(f"shards/{name} pages per s ({workers} workers)", rate, rates["files"], "pages/s")
+        finally:
+            if server is not None:
+                server.kill()
+
+
+def _count_pages(loader, epoch: int) -> int:
+    loader.sampler.set_epoch(epoch)
+    return sum(len(batch["keys"]) for batch in loader)
+
+
+def _local_s3(root: Path, config: Path, locations: dict[str, str]) -> subprocess.Popen:
+    """moto's S3 server on a free port, the pages packed into its bucket; sets the `AWS_*` variables."""
+    import socket
+
+    import boto3
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    os.environ.update(
+        AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    os.environ["GOT_LIGHTNING_CACHE"] = str(root / "cache")
+    for _ in range(100):
+        try:
+            boto3.client("s3").create_bucket(Bucket="bench")
+            break
+        except Exception:
+            time.sleep(0.1)
+    subprocess.run(
+        [sys.executable, "-m", "got_lightning.cli", "data", "pack", "--config", str(config), "--output", "s3://bench/pages"],
+        check=True,
+        capture_output=True,
+    )
+    locations["shards in a local S3 server"] = "s3://bench/pages"
+    return server
+
+
+def _median_ms(work, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    CLI([index, pipeline, padding, check, memory], as_positional=False)
+    CLI([index, pipeline, padding, check, memory, augment, shards], as_positional=False)

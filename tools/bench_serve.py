@@ -151,7 +151,7 @@ def main(
 
 def generate_server(argv: list[str]) -> None:
     """The same app and engine loop, each page read by transformers' `generate` at batch 1."""
-    from got_lightning.commands.serve import run_serve
+    from got_lightning.commands.serve_command import run_serve
     from got_lightning.generation.batch import Answer
     from got_lightning.generation.greedy import GenerationArgs, generate_one_page
     from got_lightning.serving.engine import Engine

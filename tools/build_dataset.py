@@ -18,7 +18,7 @@ from typing import Literal
 from jsonargparse import CLI
 from PIL import Image
 
-from got_lightning.data.images import IMAGE_SUFFIXES
+from got_lightning.data.images.decode import IMAGE_SUFFIXES
 from got_lightning.data.split import is_held_out
 from got_lightning.data.synthetic import DEFAULT_PROMPT
 

@@ -32,7 +32,8 @@ class JourneyError(AssertionError):
 
 # A normal run prints no warning the user cannot act on. Lines that look like warnings and are
 # expected: our own, which say what to do.
-WARNING_LINE = re.compile(r"Warning\b|\bWARNING\b|^warning:|\[WARNING\]")
+# (Python's warnings print `file.py:LINE: message` even when the category's name is not in the message.)
+WARNING_LINE = re.compile(r"Warning\b|\bWARNING\b|^warning:|\[WARNING\]|\.py:\d+: ")
 EXPECTED_WARNINGS = (re.compile(r"^warning: \d+ held-out page\(s\) \([\d.]+%\) stopped at max_new_tokens"),)
 unexpected_warnings: list[str] = []
 

@@ -11,9 +11,9 @@ from rich.console import Console
 from rich.progress import track
 from rich.text import Text
 
-from got_lightning.atomic_files import atomic_write_text
+from got_lightning.core.atomic_files import atomic_write_text
+from got_lightning.data.annotations.export_records import RecordWriter
 from got_lightning.data.errors import Problem
-from got_lightning.data.export_records import RecordWriter
 
 
 def convert(args: argparse.Namespace, console: Console) -> int:

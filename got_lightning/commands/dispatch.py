@@ -6,13 +6,9 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 
-from got_lightning.commands import data as data_command
-from got_lightning.commands import model as model_command
-from got_lightning.commands import reports as reports_command
-from got_lightning.commands import score as score_command
-from got_lightning.commands.errors import USER_ERRORS
+from got_lightning.commands import data_command, model_commands, report_commands, score_command
+from got_lightning.core.errors import run_reporting_errors
 
 LIGHTNING_COMMANDS = {
     "fit": "train (resume with --ckpt_path last)",
@@ -23,11 +19,11 @@ LIGHTNING_COMMANDS = {
 }
 RUNNERS = {
     "data": data_command.run,
-    "init": model_command.run,
-    "convert": model_command.run,
-    "export": model_command.run,
-    "compare": reports_command.run,
-    "report": reports_command.run,
+    "init": model_commands.run,
+    "convert": model_commands.run,
+    "export": model_commands.run,
+    "compare": report_commands.run,
+    "report": report_commands.run,
     "score": score_command.run,
 }
 
@@ -42,8 +38,8 @@ def parser() -> argparse.ArgumentParser:
     for name, help_text in LIGHTNING_COMMANDS.items():
         subparsers.add_parser(name, help=help_text, add_help=False)
     data_command.add_parser(subparsers)
-    model_command.add_parsers(subparsers)
-    reports_command.add_parsers(subparsers)
+    model_commands.add_parsers(subparsers)
+    report_commands.add_parsers(subparsers)
     score_command.add_parser(subparsers)
     return top
 
@@ -51,8 +47,4 @@ def parser() -> argparse.ArgumentParser:
 def run(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     args.command_line = shlex.join(["got-lightning", *argv])
-    try:
-        return RUNNERS[args.command](args)
-    except USER_ERRORS as error:
-        print(f"got-lightning {args.command}: error: {error}", file=sys.stderr)
-        return 2
+    return run_reporting_errors(lambda: RUNNERS[args.command](args), f"got-lightning {args.command}")

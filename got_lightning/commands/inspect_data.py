@@ -10,6 +10,8 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import torch
+from PIL import Image
 from rich.console import Console
 from rich.progress import track
 from rich.table import Table
@@ -17,12 +19,14 @@ from rich.text import Text
 from torch.utils.data import DataLoader
 
 from got_lightning.commands.config_file import linked_data_section, read_sections
+from got_lightning.core.errors import InputFileError, SettingError
+from got_lightning.core.options import as_options
 from got_lightning.data.config import DatasetSpec
 from got_lightning.data.datamodule import GotDataModule
-from got_lightning.data.dataset import GotDataset, index_datasets
+from got_lightning.data.dataset import GotDataset, index_datasets, source_entries
 from got_lightning.data.errors import Problem
+from got_lightning.data.images.pixels import CLIP_MEAN, CLIP_STD
 from got_lightning.model.loading import ensure_model_dir
-from got_lightning.options import as_options
 from got_lightning.tokens import IGNORE_INDEX, IMG_PAD_ID
 
 PERCENTILES = (50, 90, 99, 100)
@@ -38,7 +42,7 @@ def _data_module(args: argparse.Namespace) -> GotDataModule:
         data = {"datasets": [{**spec, "format": args.format or "auto"}]}
         model = {}
     else:
-        raise ValueError("give --config CFG or --annotations FILE [--image-root DIR]")
+        raise SettingError("give --config CFG or --annotations FILE [--image-root DIR]")
     data = linked_data_section(data, model, {"model_path": args.model_path, "revision": args.revision})
     if args.image_mode:
         data["image_mode"] = args.image_mode
@@ -56,10 +60,7 @@ def _all_records(module: GotDataModule) -> tuple[GotDataset, list[Problem], int]
     indexed = index_datasets(module.specs)
     sources = [source for dataset in indexed for source in dataset.sources]
     problems = [problem for dataset in indexed for problem in dataset.problems]
-    entries = [
-        np.stack([np.full(len(source.index.valid_positions), number), source.index.valid_positions], axis=1)
-        for number, source in enumerate(sources)
-    ]
+    entries = [source_entries(number, source.index.valid_positions) for number, source in enumerate(sources)]
     records = sum(len(source.index) for source in sources)
     return GotDataset(sources, np.concatenate(entries), module.builder), problems, records
 
@@ -164,11 +165,13 @@ def show(args: argparse.Namespace, console: Console) -> int:
         if args.annotations and not args.config
         else _record_in_split(module, args.split, args.index)
     )
-    sample = dataset.build(item)
+    sample = dataset.build(item, epoch=args.epoch)
     if isinstance(sample, Problem):
         console.print(Text(f"BAD {sample}", style="red"))
         return 1
     summary = _sample_summary(sample)
+    if args.save:
+        tiles_image(sample["pixel_values"]).save(args.save)
     if args.json:
         print(json.dumps(summary, ensure_ascii=False))
         return 0
@@ -198,7 +201,7 @@ def _record_in_file(module: GotDataModule, record: int) -> tuple[GotDataset, int
     if not len(matches):
         index = dataset.sources[0].index
         reason = next((problem.reason for problem in index.problems if problem.index == record), None)
-        raise ValueError(f"record {record}: {reason}" if reason else f"no record {record} (file has {len(index)})")
+        raise InputFileError(f"record {record}: {reason}" if reason else f"no record {record} (file has {len(index)})")
     return dataset, int(matches[0])
 
 
@@ -207,7 +210,7 @@ def _record_in_split(module: GotDataModule, split: str, item: int) -> tuple[GotD
     module.setup("fit")
     dataset = module.train_dataset if split == "train" else module.val_dataset
     if not 0 <= item < len(dataset):
-        raise ValueError(f"--index {item} is outside the {split} split (size {len(dataset)})")
+        raise SettingError(f"--index {item} is outside the {split} split (size {len(dataset)})")
     return dataset, item
 
 
@@ -221,7 +224,8 @@ def _sample_summary(sample: dict) -> dict:
         "labels": labels,
         "attention_mask": [1] * len(input_ids),
         "pixel_values_shape": list(sample["pixel_values"].shape),
-        "pixel_values_sha256": hashlib.sha256(sample["pixel_values"].contiguous().numpy().tobytes()).hexdigest(),
+        "pixel_sha256": pixel_sha256(sample["pixel_values"]),
+        "pixel_values_sha256": pixel_sha256(sample["pixel_values"]),  # the earlier name
         "num_tiles": sample["num_tiles"],
         "tile_grids": sample["grids"],
         "image_sizes": sample["image_sizes"],
@@ -230,6 +234,19 @@ def _sample_summary(sample: dict) -> dict:
         "supervised_tokens": sum(label != IGNORE_INDEX for label in labels),
         "truncated": sample["truncated"],
     }
+
+
+def pixel_sha256(pixel_values: torch.Tensor) -> str:
+    """The hash of the float pixel tensor the model is fed."""
+    return hashlib.sha256(pixel_values.contiguous().numpy().tobytes()).hexdigest()
+
+
+def tiles_image(pixel_values: torch.Tensor) -> Image.Image:
+    """Normalized tiles `(tiles, 3, S, S)` back to 8-bit RGB, side by side in one image."""
+    mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+    pixels = (pixel_values * std + mean).mul(255).round().clamp(0, 255).to(torch.uint8)
+    return Image.fromarray(torch.cat(list(pixels), dim=2).permute(1, 2, 0).numpy())
 
 
 def _render_prompt(module: GotDataModule, input_ids: list[int], labels: list[int]) -> Text:

@@ -6,10 +6,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from got_lightning.core.errors import SettingError
 from got_lightning.data.synthetic import SyntheticSpec
 
-DatasetFormat = Literal["auto", "got", "messages", "sharegpt", "parquet", "hf", "datasets", "pagexml", "alto", "lines"]
-DATASET_FORMATS: tuple[str, ...] = ("got", "messages", "sharegpt", "parquet", "hf", "datasets", "pagexml", "alto", "lines")
+DatasetFormat = Literal["auto", "got", "messages", "sharegpt", "parquet", "hf", "datasets", "pagexml", "alto", "lines", "litdata"]
+DATASET_FORMATS: tuple[str, ...] = (
+    "got",
+    "messages",
+    "sharegpt",
+    "parquet",
+    "hf",
+    "datasets",
+    "pagexml",
+    "alto",
+    "lines",
+    "litdata",
+)
 
 
 @dataclass
@@ -18,7 +30,7 @@ class DatasetSpec:
 
     Args:
         name: Name used in logs and error reports.
-        annotations: JSON list (upstream format) or JSONL file of records.
+        annotations: The records: a file or folder in one of the formats of `format` (a dataset id for `hf`).
         image_root: Folder the records' image paths are relative to (default: the annotation file's folder).
         repeat: How many times each record is seen per epoch (a fraction picks a fixed share).
         val_fraction: Share held out for validation, by image hash (default: `data.val_fraction`).
@@ -27,8 +39,9 @@ class DatasetSpec:
         synthetic: Render the dataset into `annotations`' folder first if the file is missing.
         format: How the records are written: `auto` (from the extension and the first record),
             `got`, `messages` (ms-swift / OpenAI JSONL), `sharegpt` (LLaMA-Factory), `parquet`,
-            `hf` or `datasets` (a `save_to_disk` folder or a Hugging Face dataset id), `pagexml`, `alto` or
-            `lines` (line images with `.gt.txt`).
+            `hf` or `datasets` (a `save_to_disk` folder or a Hugging Face dataset id), `pagexml`, `alto`,
+            `lines` (line images with `.gt.txt`) or `litdata` (a split packed by `got-lightning data pack`,
+            in a folder or under an `s3://bucket/prefix`).
         keep_system: `messages`/`sharegpt`: a system message replaces GOT's system prompt
             (otherwise it is ignored, and counted).
         dataset_info: `sharegpt`: LLaMA-Factory's `dataset_info.json`, whose entry for this file
@@ -70,15 +83,15 @@ class DatasetSpec:
         if isinstance(self.synthetic, dict):
             self.synthetic = SyntheticSpec(**self.synthetic)
         if self.repeat < 0:
-            raise ValueError(f"dataset {self.name!r}: repeat must be >= 0, got {self.repeat}")
+            raise SettingError(f"dataset {self.name!r}: repeat must be >= 0, got {self.repeat}")
         if self.val_fraction is not None and not 0 <= self.val_fraction < 1:
-            raise ValueError(f"dataset {self.name!r}: val_fraction must be in [0, 1), got {self.val_fraction}")
+            raise SettingError(f"dataset {self.name!r}: val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.format not in ("auto", *DATASET_FORMATS):
-            raise ValueError(
+            raise SettingError(
                 f"dataset {self.name!r}: format must be auto or one of {', '.join(DATASET_FORMATS)}, got {self.format!r}"
             )
         if self.level not in ("page", "region", "line"):
-            raise ValueError(f"dataset {self.name!r}: level must be page, region or line, got {self.level!r}")
+            raise SettingError(f"dataset {self.name!r}: level must be page, region or line, got {self.level!r}")
 
     @property
     def question(self) -> str:

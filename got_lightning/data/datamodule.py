@@ -6,6 +6,7 @@ import logging
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -13,22 +14,24 @@ from PIL import Image
 from torch.utils.data import Dataset, Subset
 from torchdata.stateful_dataloader import StatefulDataLoader
 
+from got_lightning.core.errors import SettingError
+from got_lightning.core.options import as_options
+from got_lightning.data.accumulation import WindowLoader
+from got_lightning.data.annotations.index import build_index
 from got_lightning.data.collate import Collator
 from got_lightning.data.config import DatasetSpec
-from got_lightning.data.dataset import AnnotationSource, GotDataset, StrictModeError, index_datasets
+from got_lightning.data.dataset import AnnotationSource, GotDataset, StrictModeError, index_datasets, source_entries
 from got_lightning.data.errors import NothingToTrainOnError, Problem, commonest_reasons
-from got_lightning.data.geometry import ImageGeometry
-from got_lightning.data.index import build_index
-from got_lightning.data.pixels import ImageMode, PageProcessor
+from got_lightning.data.images.augment import ScanAugmentation
+from got_lightning.data.images.geometry import ImageGeometry
+from got_lightning.data.images.pixels import ImageMode, PageProcessor
 from got_lightning.data.predict import ImageFolderDataset, PredictPrompt, is_annotation_file, list_images
 from got_lightning.data.prompt import OverlengthPolicy, PromptBuilder
 from got_lightning.data.sample import SampleBuilder
 from got_lightning.data.sampler import ShardSampler, TrainBatchSampler
 from got_lightning.data.split import repeat_positions, split_positions
 from got_lightning.data.synthetic import materialize
-from got_lightning.data.windows import WindowLoader
 from got_lightning.model.hub import DEFAULT_REVISION, resolve_model_path
-from got_lightning.options import as_options
 from got_lightning.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -73,6 +76,10 @@ class GotDataModule(L.LightningDataModule):
         predict_input: What `predict` reads: a folder of images, a list file (one image path per line)
             or an annotation file (its prompts are used and its answers kept as references).
         predict_prompt: The prompt `predict` asks of folder and list images.
+        augment: Scan augmentation of the training split, steps applied in order, each
+            `{name, p, ...parameters}`: `rotate`, `skew`, `perspective`, `blur`, `noise`, `jpeg`,
+            `brightness_contrast`, `ink_thicker`, `ink_thinner` (docs/data.md lists their parameters).
+            The same (seed, epoch, sample) always gives the same pixels; held-out pages are never augmented.
     """
 
     def __init__(
@@ -97,14 +104,15 @@ class GotDataModule(L.LightningDataModule):
         model_revision: str = DEFAULT_REVISION,
         predict_input: str | None = None,
         predict_prompt: PredictPrompt | dict | None = None,
+        augment: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__()
         if not 0 <= val_fraction < 1:
-            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+            raise SettingError(f"val_fraction must be in [0, 1), got {val_fraction}")
         self.specs = [spec if isinstance(spec, DatasetSpec) else DatasetSpec(**spec) for spec in datasets or []]
         names = [spec.name for spec in self.specs]
         if len(set(names)) != len(names):
-            raise ValueError(f"dataset names must be unique, got {names}")
+            raise SettingError(f"dataset names must be unique, got {names}")
         self.val_fraction = val_fraction
         self.model_max_length = model_max_length
         self.overlength = overlength
@@ -124,6 +132,7 @@ class GotDataModule(L.LightningDataModule):
         self.max_image_pixels = max_image_pixels
         self.predict_input = predict_input
         self.predict_prompt = as_options(PredictPrompt, predict_prompt, PredictPrompt())
+        self.augmentation = ScanAugmentation(augment, seed) if augment else None
         self.train_dataset: GotDataset | None = None
         self.val_dataset: GotDataset | None = None
         self.summaries: list[SplitSummary] = []
@@ -178,7 +187,7 @@ class GotDataModule(L.LightningDataModule):
         if self.train_dataset is not None or stage == "predict":
             return
         if not self.specs:
-            raise ValueError("no datasets configured (data.datasets)")
+            raise SettingError("no datasets configured (data.datasets)")
         sources: list[AnnotationSource] = []
         train_entries: list[np.ndarray] = []
         val_entries: list[np.ndarray] = []
@@ -200,14 +209,14 @@ class GotDataModule(L.LightningDataModule):
                 held_out = val_index.valid_positions
                 left_out = len(index.valid_positions) - len(train)
             repeated = repeat_positions(train, index.split_points, spec.repeat)
-            train_entries.append(np.stack([np.full(len(repeated), source_id), repeated], axis=1))
-            val_entries.append(np.stack([np.full(len(held_out), val_id), held_out], axis=1))
+            train_entries.append(source_entries(source_id, repeated))
+            val_entries.append(source_entries(val_id, held_out))
             self.summaries.append(
                 SplitSummary(spec.name, len(index), len(dataset.problems), len(repeated), len(held_out), left_out)
             )
         if self.strict and self.index_problems:
             raise StrictModeError(f"{len(self.index_problems)} bad record(s) (strict: true); first: {self.index_problems[0]}")
-        self.train_dataset = GotDataset(sources, np.concatenate(train_entries), self.builder, self.strict)
+        self.train_dataset = GotDataset(sources, np.concatenate(train_entries), self.builder, self.strict, self.augmentation)
         self.val_dataset = GotDataset(sources, np.concatenate(val_entries), self.builder, self.strict)
         self._report()
 
@@ -273,6 +282,7 @@ class GotDataModule(L.LightningDataModule):
             group_by_length=self.group_by_length,
             num_replicas=world,
             rank=rank,
+            tag_epoch=self.augmentation is not None,
         )
         window = self.trainer.accumulate_grad_batches if self.trainer is not None else 1
         return WindowLoader(self._loader(self.train_dataset, batch_sampler=sampler), window)
@@ -290,15 +300,15 @@ class GotDataModule(L.LightningDataModule):
         """The images of `predict_input`, or every valid record of an annotation file; sets
         `predict_keys`, every input in order (image paths, or record positions)."""
         if self.predict_input is None:
-            raise ValueError("set data.predict_input to a folder of images, a list file or an annotation file")
+            raise SettingError("set data.predict_input to a folder of images, a list file or an annotation file")
         if is_annotation_file(self.predict_input):
             index = build_index(self.predict_input, "predict")
             for problem in index.problems:
                 log.warning("bad record: %s", problem)
             self.predict_index_problems = index.problems
             self.predict_keys = list(range(len(index)))
-            entries = np.stack([np.zeros(len(index.valid_positions), dtype=np.int64), index.valid_positions], axis=1)
-            return GotDataset([AnnotationSource(index, Path(self.predict_input).parent)], entries, self.builder, self.strict)
+            source = AnnotationSource(index, Path(self.predict_input).parent)
+            return GotDataset([source], source_entries(0, index.valid_positions), self.builder, self.strict)
         images = list_images(self.predict_input)
         self.predict_keys = images
         return ImageFolderDataset(images, self.builder, self.predict_prompt, self.image_mode == "tiles")
@@ -347,3 +357,9 @@ class GotDataModule(L.LightningDataModule):
         )
         self._loaders.append(loader)
         return loader
+
+
+def attached_datamodule(trainer: L.Trainer | None) -> GotDataModule | None:
+    """The trainer's `GotDataModule`; None when it runs on plain dataloaders (tools, tests)."""
+    datamodule = getattr(trainer, "datamodule", None)
+    return datamodule if isinstance(datamodule, GotDataModule) else None

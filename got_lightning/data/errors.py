@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import asdict, dataclass
 
+from got_lightning.core.errors import InputFileError, UserError
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -47,9 +49,9 @@ class BadSampleError(Exception):
         return Problem(dataset=dataset, index=index, image=self.image or image, reason=self.reason)
 
 
-class AnnotationFileError(ValueError):
+class AnnotationFileError(InputFileError):
     """An annotation file that cannot be read at all (missing, not JSON/JSONL)."""
 
 
-class NothingToTrainOnError(ValueError):
+class NothingToTrainOnError(UserError, ValueError):
     """The train split has no sample that can be read: training would only skip."""

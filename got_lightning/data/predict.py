@@ -9,9 +9,10 @@ from typing import Literal
 
 from torch.utils.data import Dataset
 
+from got_lightning.core.errors import InputFileError, InputNotFoundError, SettingError
+from got_lightning.data.annotations.records import GPT, HUMAN, Record, Turn
 from got_lightning.data.errors import BadSampleError
-from got_lightning.data.images import IMAGE_SUFFIXES
-from got_lightning.data.records import GPT, HUMAN, Record, Turn
+from got_lightning.data.images.decode import IMAGE_SUFFIXES
 from got_lightning.data.sample import SampleBuilder
 from got_lightning.tokens import IMAGE_PLACEHOLDER
 
@@ -38,9 +39,9 @@ class PredictPrompt:
 
     def __post_init__(self) -> None:
         if self.box is not None and (len(self.box) != 4 or self.box[0] >= self.box[2] or self.box[1] >= self.box[3]):
-            raise ValueError(f"box must be [x1, y1, x2, y2] with x1 < x2 and y1 < y2, got {self.box}")
+            raise SettingError(f"box must be [x1, y1, x2, y2] with x1 < x2 and y1 < y2, got {self.box}")
         if self.color is not None and self.color not in COLOURS:
-            raise ValueError(f"color must be one of {', '.join(COLOURS)}, got {self.color!r}")
+            raise SettingError(f"color must be one of {', '.join(COLOURS)}, got {self.color!r}")
 
     def text(self, image_size: tuple[int, int] | None, tiles_mode: bool) -> str:
         """The human turn for an image of this (width, height); the size is needed only with a box."""
@@ -65,10 +66,10 @@ def list_images(source: str | Path) -> list[str]:
     if source.is_dir():
         images = sorted(str(path) for path in source.rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file())
         if not images:
-            raise ValueError(f"predict input {source} holds no image ({', '.join(IMAGE_SUFFIXES)}): nothing to read")
+            raise InputFileError(f"predict input {source} holds no image ({', '.join(IMAGE_SUFFIXES)}): nothing to read")
         return images
     if not source.is_file():
-        raise FileNotFoundError(f"predict input {source} does not exist")
+        raise InputNotFoundError(f"predict input {source} does not exist")
     images = []
     for line in source.read_text(encoding="utf-8").splitlines():
         line = line.strip()
@@ -76,7 +77,7 @@ def list_images(source: str | Path) -> list[str]:
             path = Path(line)
             images.append(str(path if path.is_absolute() else source.parent / path))
     if not images:
-        raise ValueError(f"predict input {source} lists no image: nothing to read")
+        raise InputFileError(f"predict input {source} lists no image: nothing to read")
     return images
 
 

@@ -8,8 +8,9 @@ from typing import Literal
 
 from transformers import PreTrainedTokenizerBase
 
+from got_lightning.core.errors import SettingError
+from got_lightning.data.annotations.records import GPT, Record
 from got_lightning.data.errors import BadSampleError
-from got_lightning.data.records import GPT, Record
 from got_lightning.tokens import (
     IGNORE_INDEX,
     IM_END_ID,
@@ -54,7 +55,7 @@ class PromptBuilder:
         overlength: OverlengthPolicy = "skip",
     ) -> None:
         if overlength not in OVERLENGTH_POLICIES:
-            raise ValueError(f"overlength must be one of {', '.join(OVERLENGTH_POLICIES)}, got {overlength!r}")
+            raise SettingError(f"overlength must be one of {', '.join(OVERLENGTH_POLICIES)}, got {overlength!r}")
         self.tokenizer = tokenizer
         self.tokens_per_tile = tokens_per_tile
         self.model_max_length = model_max_length

@@ -9,12 +9,12 @@ from typing import TypeVar
 
 import torch
 
+from got_lightning.data.annotations.records import GPT, Record
 from got_lightning.data.errors import BadSampleError
-from got_lightning.data.images import ImageFile, open_image, oriented_size, resolve_image_path, split_page, tile_files
-from got_lightning.data.pixels import PageProcessor
+from got_lightning.data.images.decode import ImageFile, open_image, oriented_size, resolve_image_path, split_page, tile_files
+from got_lightning.data.images.pixels import PageAugment, PageProcessor
+from got_lightning.data.images.regions import Region
 from got_lightning.data.prompt import PromptBuilder
-from got_lightning.data.records import GPT, Record
-from got_lightning.data.regions import Region
 
 T = TypeVar("T")
 
@@ -69,19 +69,22 @@ class SampleBuilder:
             return [sum(tiles_per_image)]
         return tiles_per_image
 
-    def build(self, record: Record, image_root: Path, pixels: bool = True) -> dict:
+    def build(self, record: Record, image_root: Path, pixels: bool = True, augment: PageAugment | None = None) -> dict:
         """Model inputs for a record; raises `BadSampleError` naming the image where one is at fault.
-        With `pixels=False` every image is still decoded, but no pixel tensor is built."""
-        return self.build_resolved(record, self.resolve(record, image_root), pixels)
+        With `pixels=False` every image is still decoded, but no pixel tensor is built; `augment`
+        changes each decoded page before it becomes tiles."""
+        return self.build_resolved(record, self.resolve(record, image_root), pixels, augment)
 
-    def build_resolved(self, record: Record, sources: list[ResolvedImage], pixels: bool = True) -> dict:
+    def build_resolved(
+        self, record: Record, sources: list[ResolvedImage], pixels: bool = True, augment: PageAugment | None = None
+    ) -> dict:
         """`build` for a record whose images are already found (files, or images held in memory)."""
         sizes = [_blaming(source, self.page_size) for source in sources]
         tiles_per_image = [self.count_tiles(source, size) for source, size in zip(sources, sizes)]
         tokens = self.prompts.build(record, self.tiles_per_placeholder(record, tiles_per_image))
         notes: list[str] = []
         if pixels:
-            tiles = [tile for source in sources for tile in _blaming(source, self._decode)]
+            tiles = [tile for source in sources for tile in _blaming(source, lambda found: self._decode(found, augment))]
             pixel_values = tiles[0] if len(tiles) == 1 else torch.cat(tiles)
         else:
             notes = [note for source in sources if (note := _blaming(source, self._verify))]
@@ -109,10 +112,10 @@ class SampleBuilder:
             return f"multi-page image, page 1 of {pages[0]} read (write {source.ref}#2 for the second)"
         return None
 
-    def _decode(self, source: ResolvedImage) -> list[torch.Tensor]:
+    def _decode(self, source: ResolvedImage, augment: PageAugment | None = None) -> list[torch.Tensor]:
         if source.is_tile_folder:
-            return [self.pages.single_tile(path) for path in source.files]
-        return [self.pages.page_tiles(source.files[0], source.frame or 0, source.region)]
+            return [self.pages.single_tile(path, augment) for path in source.files]
+        return [self.pages.page_tiles(source.files[0], source.frame or 0, source.region, augment)]
 
 
 def _blaming(source: ResolvedImage, read: Callable[[ResolvedImage], T]) -> T:

@@ -6,9 +6,11 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from got_lightning.core.errors import SettingError
+
 
 class TrainBatchSampler:
-    """Yields this rank's batches of dataset indices for one epoch.
+    """Yields this rank's batches of dataset indices (or `(index, epoch)` pairs) for one epoch.
 
     Order depends only on (seed, epoch), so a resumed loader can fast-forward to any batch. With
     `group_by_length`, indices are shuffled, cut into mega-batches of `batch_size x world x
@@ -29,9 +31,10 @@ class TrainBatchSampler:
         num_replicas: int = 1,
         rank: int = 0,
         drop_last: bool = False,
+        tag_epoch: bool = False,
     ) -> None:
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise SettingError(f"batch_size must be >= 1, got {batch_size}")
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} is outside 0..{num_replicas - 1}")
         self.lengths = np.asarray(lengths)
@@ -43,6 +46,7 @@ class TrainBatchSampler:
         self.num_replicas = num_replicas
         self.rank = rank
         self.drop_last = drop_last
+        self.tag_epoch = tag_epoch
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -72,11 +76,13 @@ class TrainBatchSampler:
             batches = [batches[i] for i in rng.permutation(len(batches))]
         return batches
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __iter__(self) -> Iterator[list[int] | list[tuple[int, int]]]:
+        """This rank's batches; with `tag_epoch`, each index paired with the epoch, so that a
+        dataset in a worker process (which never sees `set_epoch`) knows it."""
         batches = self._global_batches()
         usable = len(batches) - len(batches) % self.num_replicas
         for batch in batches[self.rank : usable : self.num_replicas]:
-            yield batch.tolist()
+            yield [(index, self.epoch) for index in batch.tolist()] if self.tag_epoch else batch.tolist()
 
     def __len__(self) -> int:
         full, rest = divmod(len(self.lengths), self.batch_size)

@@ -10,7 +10,8 @@ from typing import Literal
 
 from PIL import Image, ImageDraw, ImageFont
 
-from got_lightning.atomic_files import atomic_write_text
+from got_lightning.core.atomic_files import atomic_write_text
+from got_lightning.core.errors import InputNotFoundError
 
 Script = Literal["digits", "latin", "cjk"]
 Layout = Literal["horizontal", "vertical"]
@@ -100,7 +101,7 @@ def find_font(script: Script, size: int) -> ImageFont.FreeTypeFont | ImageFont.I
     if path is not None:
         return ImageFont.truetype(str(path), size)
     if script == "cjk":
-        raise FileNotFoundError("no CJK font found; install one (e.g. fonts-noto-cjk) to render CJK pages")
+        raise InputNotFoundError("no CJK font found; install one (e.g. fonts-noto-cjk) to render CJK pages")
     return ImageFont.load_default(size)
 
 

@@ -10,6 +10,9 @@ from typing import Any
 import lightning as L
 from rich.console import Console
 
+from got_lightning.core.errors import UserError
+from got_lightning.core.run_dir import RunDir
+from got_lightning.data.datamodule import attached_datamodule
 from got_lightning.data.errors import commonest_reasons
 from got_lightning.evaluation.failure_modes import failure_counts, truncation_warning
 from got_lightning.evaluation.gather import gather_problems, gather_records
@@ -19,19 +22,17 @@ from got_lightning.evaluation.results import write_results
 SCORE_NAMES = ("cer", "edit_distance", "f1", "exact_match")
 
 
-class NothingScoredError(RuntimeError):
+class NothingScoredError(UserError, RuntimeError):
     """`validate`/`test` found no held-out sample it could score."""
 
 
-def results_dir(trainer: L.Trainer, subdir: str | None = None) -> Path:
+def results_dir(trainer: L.Trainer, folder: Path | None = None) -> Path:
     """Where an evaluation writes its files: the run directory for `validate`/`test`, a folder per
-    step during `fit`, or the subfolder a caller chose."""
-    root = Path(trainer.default_root_dir)
-    if subdir is not None:
-        return root / subdir
-    if trainer.state.fn == "fit":
-        return root / "validation" / f"step-{trainer.global_step:06d}"
-    return root
+    step during `fit`, or the folder a caller chose."""
+    if folder is not None:
+        return folder
+    run = RunDir(trainer.default_root_dir)
+    return run.validation_at(trainer.global_step) if trainer.state.fn == "fit" else run.root
 
 
 class HeldOutResults:
@@ -40,7 +41,8 @@ class HeldOutResults:
     def __init__(self) -> None:
         self.records: list[dict[str, Any]] = []
         self.skipped: list[dict[str, Any]] = []
-        self.subdir: str | None = None
+        self.folder: Path | None = None  # instead of results_dir's choice
+        self.latest: list[dict[str, Any]] = []  # the last published epoch's scored records (rank 0)
 
     def reset(self) -> None:
         self.records, self.skipped = [], []
@@ -61,7 +63,8 @@ class HeldOutResults:
         metrics = {**_metrics(values, loss, skipped, details), **failure_counts(records)}
         if trainer.is_global_zero:
             metrics["paper"] = annotate_records(records)
-            predictions, metrics_path = write_results(results_dir(trainer, self.subdir), records, metrics)
+            self.latest = records
+            predictions, metrics_path = write_results(results_dir(trainer, self.folder), records, metrics)
             _print_summary(metrics, skipped, predictions, metrics_path)
         if not metrics["num_samples"] and trainer.state.fn != "fit":
             raise NothingScoredError(
@@ -74,10 +77,10 @@ class HeldOutResults:
 
 def _index_problems(trainer: L.Trainer) -> list[dict[str, Any]]:
     """Records of held-out annotation files that could not even be read (rank 0 reports them)."""
-    datamodule = getattr(trainer, "datamodule", None)
-    if datamodule is None or not trainer.is_global_zero:
+    data = attached_datamodule(trainer)
+    if data is None or not trainer.is_global_zero:
         return []
-    return [problem.to_dict() for problem in getattr(datamodule, "held_out_problems", [])]
+    return [problem.to_dict() for problem in data.held_out_problems]
 
 
 def _metrics(

@@ -14,12 +14,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
-from got_lightning.atomic_files import atomic_write_text
+from got_lightning.core.atomic_files import atomic_write_text
+from got_lightning.core.errors import SettingError
 
 InputKey = str | int
 
 
-class PredictSettingsError(ValueError):
+class PredictSettingsError(SettingError):
     """A rerun whose model, checkpoint, input or generation settings differ from the run that wrote
     the existing predictions."""
 

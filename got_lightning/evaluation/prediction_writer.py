@@ -12,6 +12,8 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from rich.console import Console
 
+from got_lightning.core.run_dir import RunDir
+from got_lightning.data.datamodule import attached_datamodule
 from got_lightning.data.predict import FOLDER_INPUT
 from got_lightning.evaluation.prediction_files import PredictionFiles, durable_flush, open_for_append
 
@@ -44,7 +46,7 @@ class PredictionWriter(BasePredictionWriter):
         self._done: set = set()
 
     def output_file(self, trainer: L.Trainer) -> Path:
-        return Path(self.path) if self.path else Path(trainer.default_root_dir) / "predict" / "predictions.jsonl"
+        return Path(self.path) if self.path else RunDir(trainer.default_root_dir).predictions
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         """Before the inputs are read: decide which are already done (every process alike)."""
@@ -63,16 +65,16 @@ class PredictionWriter(BasePredictionWriter):
         if trainer.is_global_zero:
             self._files.write_settings(settings)
         self._skipped, self._done = len(done), done
-        skip = getattr(trainer.datamodule, "skip_predicted", None)
-        if skip is not None:
-            skip(done)
+        if (data := attached_datamodule(trainer)) is not None:
+            data.skip_predicted(done)
 
     def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         target = self._files.path if trainer.world_size == 1 else self._files.part(trainer.global_rank)
         self._handle = open_for_append(target)
         self._written = self._failed = 0
         if trainer.is_global_zero:  # records of an annotation file that could not even be read
-            for problem in getattr(trainer.datamodule, "predict_index_problems", []):
+            data = attached_datamodule(trainer)
+            for problem in data.predict_index_problems if data is not None else []:
                 if problem.index not in self._done:
                     self._write(problem_line(problem.to_dict()))
                     self._failed += 1
@@ -109,7 +111,8 @@ class PredictionWriter(BasePredictionWriter):
             return
         total = len(self._files.lines())
         if trainer.world_size > 1 or self._files.parts.exists():
-            total = self._files.merge(getattr(trainer.datamodule, "predict_keys", None))
+            data = attached_datamodule(trainer)
+            total = self._files.merge(data.predict_keys if data is not None else None)
         new, failed = written
         failed_note = f", {failed} image(s) failed (see their 'error')" if failed else ""
         kept = f"; {self._skipped} already there from an earlier run" if self._skipped else ""
@@ -134,11 +137,10 @@ def _counts(values: tuple[int, int]) -> torch.Tensor:
 
 def _settings(trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
     """What decides the text of every line: a rerun must match them to continue the file."""
-    datamodule = trainer.datamodule
-    describe = getattr(datamodule, "predict_settings", None)
+    data = attached_datamodule(trainer)
     hparams = pl_module.hparams
     return {
-        **(describe() if describe else {}),
+        **(data.predict_settings() if data is not None else {}),
         "model_path": hparams.get("model_path"),
         "revision": hparams.get("revision"),
         "checkpoint": None if trainer.ckpt_path is None else str(Path(trainer.ckpt_path).resolve()),

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from got_lightning.atomic_files import atomic_write_text
+from got_lightning.core.atomic_files import atomic_write_text
+from got_lightning.core.errors import InputFileError, InputNotFoundError
 from got_lightning.evaluation.failure_modes import loop_at_end
 from got_lightning.evaluation.scores import SampleScore, TextNormalization
 
@@ -92,10 +93,12 @@ def write_results(folder: str | Path, records: list[dict[str, Any]], metrics: di
 def predictions_path(path: str | Path) -> Path:
     """A predictions file as given, or the one inside a validation folder."""
     path = Path(path)
+    if not path.exists():
+        raise InputNotFoundError(f"{path} does not exist: give a predictions.jsonl or a validation folder")
     if not path.is_dir():
         return path
     if not (path / PREDICTIONS_FILE).is_file():
-        raise ValueError(f"{path} is a folder without a {PREDICTIONS_FILE}: give a predictions file or a validation folder")
+        raise InputFileError(f"{path} is a folder without a {PREDICTIONS_FILE}: give a predictions file or a validation folder")
     return path / PREDICTIONS_FILE
 
 
@@ -111,8 +114,8 @@ def read_predictions(path: str | Path) -> list[dict[str, Any]]:
             try:
                 record = json.loads(line)
             except ValueError as error:
-                raise ValueError(f"{path} line {number}: not valid JSON ({error})") from None
+                raise InputFileError(f"{path} line {number}: not valid JSON ({error})") from None
             if not isinstance(record, dict):
-                raise ValueError(f"{path} line {number}: not a JSON object")
+                raise InputFileError(f"{path} line {number}: not a JSON object")
             records.append(record)
     return records

@@ -12,10 +12,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from transformers import GotOcr2ForConditionalGeneration
-from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from got_lightning.generation.ngrams import NgramBlocker
 from got_lightning.generation.prompts import left_pad
+from got_lightning.model.forward import read_prompts
 from got_lightning.model.output_head import OutputHead
 from got_lightning.tokens import IM_END_ID, PAD_ID
 
@@ -118,13 +118,7 @@ class DecodeBatch:
             raise RuntimeError("DecodeBatch.add between choose and advance: advance first")
         ids, mask = (tensor.to(image_features.device) for tensor in left_pad(prompts))
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        output = self.model.model(
-            input_ids=ids,
-            attention_mask=mask,
-            position_ids=positions,
-            mm_encoder_outputs={"image": BaseModelOutputWithPooling(pooler_output=image_features)},
-            use_cache=True,
-        )
+        output = read_prompts(self.model, ids, mask, image_features, position_ids=positions, use_cache=True)
         hidden, cache = output.last_hidden_state[:, -1], _output_cache(output)
         if self.rows:
             self._join(mask, positions[:, -1:] + 1, cache, hidden)

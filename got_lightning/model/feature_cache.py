@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save
 
-from got_lightning.atomic_files import atomic_write
+from got_lightning.core.atomic_files import atomic_write
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,8 @@ from rich.table import Table
 from torch import nn
 from transformers import GotOcr2ForConditionalGeneration
 
+from got_lightning.core.errors import SettingError
+
 PARTS = ("vision_tower", "projector", "language_model")
 
 
@@ -39,7 +41,7 @@ class Freezing:
 
     def check(self, model: nn.Module) -> None:
         if not any(p.requires_grad for p in model.parameters()):
-            raise ValueError("every part of the model is frozen: nothing to train")
+            raise SettingError("every part of the model is frozen: nothing to train")
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ from typing import Literal
 
 from transformers import GotOcr2ForConditionalGeneration
 
+from got_lightning.core.errors import SettingError
+
 AttentionName = Literal["sdpa", "eager", "flash_attention_2", "flex_attention"]
 
 
@@ -16,7 +18,7 @@ def set_text_attention(model: GotOcr2ForConditionalGeneration, implementation: A
     try:
         model.model.language_model.set_attn_implementation(implementation)
     except (ImportError, ValueError) as error:
-        raise ValueError(f"model.attn_implementation {implementation!r} cannot be used: {error}") from error
+        raise SettingError(f"model.attn_implementation {implementation!r} cannot be used: {error}") from error
 
 
 def compile_text_layers(model: GotOcr2ForConditionalGeneration) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from got_lightning.model.original import (
     infer_config,
     is_original_state_dict,
 )
-from got_lightning.model.presets import random_model
+from got_lightning.model.presets import image_tokens_per_tile, random_model
 from got_lightning.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,16 @@ def save_model_dir(model: GotOcr2ForConditionalGeneration, tokenizer: PreTrained
     output.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output, safe_serialization=True)
     processor_for(model, tokenizer).save_pretrained(output)
+    _record_image_tokens(output / "processor_config.json", model.config.vision_config.image_size)
     return output
+
+
+def _record_image_tokens(processor_config: Path, image_size: int) -> None:
+    """Write the image tokens per tile into the processor config: transformers' processor assumes
+    GOT's 256 whatever the tile size, and a smaller preset needs `num_image_tokens` at every call."""
+    config = json.loads(processor_config.read_text(encoding="utf-8"))
+    config["num_image_tokens"] = image_tokens_per_tile(image_size)
+    processor_config.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def init_model_dir(preset: str, output: str | Path, seed: int = 0) -> Path:

@@ -11,14 +11,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from got_lightning.core.errors import UserError
+
 TRANSFORMERS_MODEL_TYPE = "got_ocr2"
 
 
-class ModelDirError(FileNotFoundError):
+class ModelDirError(UserError, FileNotFoundError):
     """A model directory that is missing or holds no usable GOT model."""
 
 
-class ConversionError(ValueError):
+class ConversionError(UserError, ValueError):
     """An original checkpoint whose keys do not map onto the transformers model."""
 
     def __init__(self, missing: list[str], unexpected: list[str]) -> None:

@@ -1,18 +1,63 @@
-"""Optimizers with decay/no-decay parameter groups and the warmup + cosine schedule."""
+"""The optimizer settings as one group: decay/no-decay parameter groups with a rate per model part,
+AdamW (or bitsandbytes' 8-bit AdamW), and the warmup + cosine/linear/constant schedule."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from typing import Literal
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from got_lightning.optional import require
+from got_lightning.core.errors import SettingError
+from got_lightning.core.optional import require
 
 OptimizerName = Literal["adamw", "adamw8bit", "paged_adamw8bit"]
 SchedulerName = Literal["cosine", "linear", "constant"]
+PART_PREFIXES = {"vision": ".vision_tower.", "projector": ".multi_modal_projector."}
+
+
+@dataclass(frozen=True)
+class OptimizerArgs:
+    """The optimizer and its schedule: the LightningModule's `optimizer`, `learning_rate`, ...,
+    `lr_schedule_steps` options (documented there, kept flat in the config), grouped."""
+
+    name: OptimizerName = "adamw"
+    learning_rate: float = 2e-5
+    vision_learning_rate: float | None = None
+    projector_learning_rate: float | None = None
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    lr_scheduler: SchedulerName = "cosine"
+    warmup_ratio: float = 0.001
+    min_lr_ratio: float = 0.0
+    lr_schedule_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("learning_rate", "vision_learning_rate", "projector_learning_rate"):
+            rate = getattr(self, name)
+            if rate is not None and not rate > 0:
+                raise SettingError(f"model.{name} must be above 0, got {rate}")
+
+    def part_rates(self) -> dict[str, float]:
+        """Parameter-name fragment -> learning rate, for the parts with a rate of their own."""
+        rates = {"vision": self.vision_learning_rate, "projector": self.projector_learning_rate}
+        return {PART_PREFIXES[part]: rate for part, rate in rates.items() if rate is not None}
+
+    def configure(self, model: nn.Module, stepping_batches: Callable[[], int], fused: bool = True) -> dict[str, Any]:
+        """Lightning's `configure_optimizers` answer: the optimizer and its per-step schedule over
+        `lr_schedule_steps` (else the trainer's `stepping_batches()`)."""
+        groups = parameter_groups(model, self.weight_decay, self.part_rates())
+        optimizer = build_optimizer(self.name, groups, self.learning_rate, tuple(self.betas), self.eps, fused=fused)
+        total = self.lr_schedule_steps or max(1, stepping_batches())
+        warmup = warmup_steps_for(total, self.warmup_ratio)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: lr_factor(step, total, warmup, self.lr_scheduler, self.min_lr_ratio)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
 def parameter_groups(model: nn.Module, weight_decay: float, learning_rates: dict[str, float] | None = None) -> list[dict]:

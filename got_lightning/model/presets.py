@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from got_lightning.core.errors import SettingError
 from got_lightning.tokens import IMG_PAD_ID, VOCAB_SIZE
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ def preset_config(preset: str) -> GotOcr2Config:
     from transformers import GotOcr2Config
 
     if preset not in PRESETS:
-        raise ValueError(f"unknown model preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        raise SettingError(f"unknown model preset {preset!r}; choose one of {', '.join(PRESETS)}")
     sizes = PRESETS[preset]
     small = preset != "got"
     vision = dict(sizes["vision"], initializer_range=0.02 if small else 1e-10)
@@ -98,14 +99,18 @@ def preset_config(preset: str) -> GotOcr2Config:
         tie_word_embeddings=True,
         use_cache=True,
     )
-    tokens_per_tile = (vision["image_size"] // 64) ** 2
     return GotOcr2Config(
         vision_config=vision,
         text_config=text,
         image_token_index=IMG_PAD_ID,
-        image_seq_length=tokens_per_tile,
+        image_seq_length=image_tokens_per_tile(vision["image_size"]),
         tie_word_embeddings=True,
     )
+
+
+def image_tokens_per_tile(image_size: int) -> int:
+    """Patch 16, then two stride-2 convolutions: one image token per 64x64 pixels of a tile."""
+    return (image_size // 64) ** 2
 
 
 def random_model(preset: str, seed: int = 0) -> GotOcr2ForConditionalGeneration:

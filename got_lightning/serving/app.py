@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from got_lightning.data.errors import BadSampleError
-from got_lightning.data.images import EncodedImage
+from got_lightning.data.images.decode import EncodedImage
 from got_lightning.data.sample import ResolvedImage, SampleBuilder
 from got_lightning.evaluation.results import prediction_line
 from got_lightning.generation.batch import Answer

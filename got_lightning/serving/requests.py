@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from got_lightning.data.annotations.records import GPT, HUMAN, Record, Turn, parse_record
 from got_lightning.data.errors import BadSampleError
-from got_lightning.data.images import EncodedImage, resolve_image_path
+from got_lightning.data.images.decode import EncodedImage, resolve_image_path
 from got_lightning.data.predict import PredictPrompt
-from got_lightning.data.records import GPT, HUMAN, Record, Turn, parse_record
 from got_lightning.data.sample import ResolvedImage
 from got_lightning.tokens import IMAGE_PLACEHOLDER
 

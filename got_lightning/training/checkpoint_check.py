@@ -13,10 +13,12 @@ import json
 import zipfile
 from pathlib import Path
 
+from got_lightning.core.errors import InputFileError
+
 COMPLETE_MARK = "checkpoint_complete.json"
 
 
-class BrokenCheckpointError(ValueError):
+class BrokenCheckpointError(InputFileError):
     """A checkpoint file or directory that cannot be whole: named with the reason."""
 
 

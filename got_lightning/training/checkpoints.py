@@ -29,8 +29,10 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_warn
 
-from got_lightning.atomic_files import STAGING_MARK, atomic_write, atomic_write_text, recover_directory
-from got_lightning.optional import require
+from got_lightning.core.atomic_files import STAGING_MARK, atomic_write, atomic_write_text, recover_directory
+from got_lightning.core.errors import InputFileError, InputNotFoundError, UserError
+from got_lightning.core.optional import require
+from got_lightning.core.run_dir import RunDir
 from got_lightning.training.checkpoint_check import COMPLETE_MARK, BrokenCheckpointError, verify_checkpoint
 from got_lightning.training.epoch_resume import at_window_boundary
 
@@ -80,7 +82,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return super().load_checkpoint(path, map_location, weights_only=True)
 
 
-class CheckpointWriteError(OSError):
+class CheckpointWriteError(UserError, OSError):
     """A checkpoint could not be written for lack of space (or over a file-size limit)."""
 
 
@@ -130,7 +132,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     without executing pickled code."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        raise InputNotFoundError(f"checkpoint {path} does not exist")
     verify_checkpoint(path)
     if path.is_dir():
         require("deepspeed", f"reading the DeepSpeed checkpoint {path}")
@@ -144,7 +146,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
 
 
-class UnsafeCheckpointError(ValueError):
+class UnsafeCheckpointError(InputFileError):
     """A checkpoint whose pickle would run code: refused unread."""
 
 
@@ -173,25 +175,21 @@ def remove_stale_staging(folder: str | Path) -> list[Path]:
     return removed + recover_directory(folder, is_complete_checkpoint)
 
 
-CHECKPOINT_DIR = "checkpoints"
 LAST_NAME = "last.ckpt"
 BEST_PREFIX = "best-"
 NAMED_CHECKPOINTS = ("last", "best")
 _CER_IN_NAME = re.compile(r"cer=([0-9]+(?:\.[0-9]+)?)")
 
 
-class NoCheckpointError(FileNotFoundError):
+class NoCheckpointError(InputNotFoundError):
     """`--ckpt_path last|best` with no such checkpoint in the run directory."""
-
-
-def checkpoint_dir(default_root_dir: str | Path) -> Path:
-    return Path(default_root_dir) / CHECKPOINT_DIR
 
 
 def complete_checkpoints(default_root_dir: str | Path) -> list[Path]:
     """Every complete checkpoint of a run: files or DeepSpeed directories named `*.ckpt` in its
     checkpoint folder, and SLURM requeue checkpoints (`hpc_ckpt_N.ckpt`) in the run directory."""
-    found = [*checkpoint_dir(default_root_dir).glob("*.ckpt"), *Path(default_root_dir).glob("hpc_ckpt_*.ckpt")]
+    run = RunDir(default_root_dir)
+    found = [*run.checkpoints.glob("*.ckpt"), *run.requeue_checkpoints()]
     return [path for path in found if is_complete_checkpoint(path)]
 
 
@@ -200,7 +198,7 @@ def find_last_checkpoint(default_root_dir: str | Path) -> Path | None:
     a broken newest one is passed over for the newest whole one, with a line naming both. None
     when there is none."""
     candidates = complete_checkpoints(default_root_dir)
-    last = checkpoint_dir(default_root_dir) / LAST_NAME
+    last = RunDir(default_root_dir).checkpoints / LAST_NAME
     preferred = [path for path in candidates if path == last or path.name.startswith("hpc_ckpt_")] if last in candidates else []
     ordered = sorted(preferred, key=saved_at, reverse=True) + sorted(
         (path for path in candidates if path not in preferred), key=saved_at, reverse=True
@@ -216,7 +214,9 @@ def find_last_checkpoint(default_root_dir: str | Path) -> Path | None:
             print(f"{error}; using {path} instead", file=sys.stderr)
         return path
     if broken:
-        raise NoCheckpointError(f"no whole checkpoint under {checkpoint_dir(default_root_dir)}: {'; '.join(map(str, broken))}")
+        raise NoCheckpointError(
+            f"no whole checkpoint under {RunDir(default_root_dir).checkpoints}: {'; '.join(map(str, broken))}"
+        )
     return None
 
 
@@ -246,7 +246,7 @@ def resolve_checkpoint(ckpt_path: str | None, default_root_dir: str | Path) -> s
         verify_checkpoint(found)
     if found is None:
         what = "complete checkpoint" if ckpt_path == "last" else "best-*-cer=*.ckpt checkpoint (written when fit validates)"
-        raise NoCheckpointError(f"--ckpt_path {ckpt_path}: no {what} under {checkpoint_dir(default_root_dir)}")
+        raise NoCheckpointError(f"--ckpt_path {ckpt_path}: no {what} under {RunDir(default_root_dir).checkpoints}")
     return str(found)
 
 
@@ -255,6 +255,13 @@ class RunDirCheckpoint(ModelCheckpoint):
     so every run of a config finds its checkpoints in the same place whatever logger version it gets.
     It never saves in the middle of an accumulation window (the partial gradients are not saved,
     so such a checkpoint would not resume exactly): a validation there is not saved, with a warning."""
+
+    @property
+    def state_key(self) -> str:
+        """The class alone: Lightning's key spells out the cadence, so a run validated, tested or
+        resumed with another `every_n_train_steps` would lose this callback's state (and be told to
+        add a callback it already has). A run has one callback of each of these classes."""
+        return type(self).__qualname__
 
     def on_train_batch_end(self, trainer: L.Trainer, *args, **kwargs) -> None:
         # Between two optimizer steps nothing new is due (the step count has not moved), and a save
@@ -272,11 +279,22 @@ class RunDirCheckpoint(ModelCheckpoint):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self.dirpath is None:
-            self.dirpath = str(checkpoint_dir(trainer.default_root_dir))
+            self.dirpath = str(RunDir(trainer.default_root_dir).checkpoints)
         with warnings.catch_warnings():
             # A fit only writes beside checkpoints it resumes from (`fit` refuses otherwise).
             warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
             super().setup(trainer, pl_module, stage)
+
+
+def adopt_older_callback_states(checkpoint: dict[str, Any]) -> None:
+    """Checkpoints written before the keys above named our callbacks `RunCheckpoint{'monitor': ...}`:
+    file their states under today's keys. Called from the LightningModule's `on_load_checkpoint`,
+    which Lightning runs before it matches callback states."""
+    states = checkpoint.get("callbacks")
+    for key in list(states or {}):
+        name = key.split("{", 1)[0] if isinstance(key, str) else None
+        if name in ("RunCheckpoint", "BestCheckpoint") and name != key:
+            states.setdefault(name, states.pop(key))
 
 
 class BestCheckpoint(RunDirCheckpoint):

@@ -9,13 +9,15 @@ from typing import Any
 import lightning as L
 import torch
 
-from got_lightning.data.windows import WindowPosition
+from got_lightning.core.errors import UserError
+from got_lightning.data.accumulation import WindowPosition
+from got_lightning.data.collate import Batch
 from got_lightning.training.strategies import global_grad_norm, is_deepspeed
 
 log = logging.getLogger(__name__)
 
 
-class NonFiniteTrainingError(RuntimeError):
+class NonFiniteTrainingError(UserError, RuntimeError):
     """Too many consecutive optimizer steps with a NaN/inf loss or gradient."""
 
 
@@ -44,7 +46,7 @@ class NonFiniteGuard(L.Callback):
                 parameter.grad = None
 
     def on_train_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: dict[str, Any], batch_idx: int
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Batch, batch_idx: int
     ) -> None:
         # DeepSpeed computes the global norm inside its step and skips a step whose norm is not
         # finite (an overflow); read what it found once the window's step is done.

@@ -10,7 +10,8 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_info
 
-from got_lightning.training.checkpoints import LAST_NAME, RunCheckpoint, checkpoint_dir
+from got_lightning.core.run_dir import RunDir
+from got_lightning.training.checkpoints import LAST_NAME, RunCheckpoint
 from got_lightning.training.epoch_resume import at_window_boundary
 
 
@@ -44,7 +45,7 @@ class PreemptionCheckpoint(L.Callback):
         # Every rank is at the same batch, so only step boundaries pay for the collective.
         if not at_window_boundary(trainer) or not trainer.strategy.reduce_boolean_decision(self.requested is not None, all=False):
             return
-        path = checkpoint_dir(trainer.default_root_dir) / LAST_NAME
+        path = RunDir(trainer.default_root_dir).checkpoints / LAST_NAME
         trainer.save_checkpoint(path)
         for callback in trainer.checkpoint_callbacks:
             if isinstance(callback, RunCheckpoint):

@@ -7,10 +7,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from got_lightning.data.formats.tables import is_dataset_id
+from got_lightning.core.errors import UserError
+from got_lightning.data.annotations.formats.tables import is_dataset_id
 
 
-class PreflightError(RuntimeError):
+class PreflightError(UserError, RuntimeError):
     """Something the run needs is missing or unusable."""
 
 
@@ -37,8 +38,8 @@ def check_annotations(datasets: list) -> None:
 
 def _check_readable(dataset: str, annotations: str) -> None:
     path = Path(annotations)
-    if not path.exists() and is_dataset_id(annotations):
-        return
+    if annotations.startswith("s3://") or (not path.exists() and is_dataset_id(annotations)):
+        return  # read when indexed, through the hub's cache or boto3
     try:
         if path.is_dir():
             with os.scandir(path) as entries:

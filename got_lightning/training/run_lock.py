@@ -11,21 +11,39 @@ import fcntl
 import json
 import os
 import socket
+import weakref
 from pathlib import Path
 from typing import IO
 
-LOCK_NAME = "run.lock"
+from got_lightning.core.errors import UserError
+from got_lightning.core.run_dir import RunDir
 
 
-class RunDirectoryLocked(RuntimeError):
+class RunDirectoryLocked(UserError, RuntimeError):
     """Another live process writes into this run directory."""
 
 
+_HELD: weakref.WeakSet[RunLock] = weakref.WeakSet()
+
+
+def _forget_in_child() -> None:
+    """A forked child (a DataLoader worker) closes its copy of every held lock's file: flock belongs
+    to the open file, so a worker that outlives a killed run would otherwise keep its lock. Closing
+    a copy never unlocks the parent's."""
+    for lock in list(_HELD):
+        if lock._handle is not None:
+            lock._handle.close()
+            lock._handle = None
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
 class RunLock:
-    """The run directory's lock, held until `release` or the end of the process."""
+    """The run directory's lock, held until `release` or the end of the process (never by a forked child)."""
 
     def __init__(self, run_dir: str | Path) -> None:
-        self.path = Path(run_dir) / LOCK_NAME
+        self.path = RunDir(run_dir).lock
         self._handle: IO[str] | None = None
         self.previous: dict | None = None
         """What a dead holder wrote in the lock file, when this process took it over."""
@@ -49,6 +67,7 @@ class RunLock:
         handle.write(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": started}) + "\n")
         handle.flush()
         self._handle = handle
+        _HELD.add(self)
         return self
 
     def release(self) -> None:
@@ -68,7 +87,7 @@ class RunLock:
 
 def is_locked(run_dir: str | Path) -> bool:
     """Whether a live process holds the run directory's lock (readers leave its files alone then)."""
-    path = Path(run_dir) / LOCK_NAME
+    path = RunDir(run_dir).lock
     if not path.is_file():
         return False
     with open(path, encoding="utf-8") as handle:

@@ -16,8 +16,9 @@ from lightning.fabric.utilities.seed import reset_seed
 from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy, FSDPStrategy
 
-from got_lightning.atomic_files import publish_directory, staging_path
-from got_lightning.data.windows import WindowPosition
+from got_lightning.core.atomic_files import publish_directory, staging_path
+from got_lightning.core.errors import SettingError
+from got_lightning.data.accumulation import WindowPosition
 from got_lightning.training.checkpoints import mark_complete
 
 AUTO = "auto"
@@ -29,7 +30,7 @@ SHM_COMM_OP = "deepspeed_shm_comm"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
-class DeepSpeedConfigError(ValueError):
+class DeepSpeedConfigError(SettingError):
     """A DeepSpeed JSON setting that Lightning or got-lightning controls."""
 
 

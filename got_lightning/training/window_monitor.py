@@ -9,11 +9,13 @@ from typing import Any
 import lightning as L
 import torch
 
+from got_lightning.core.errors import UserError
+from got_lightning.data.accumulation import WindowPosition
+from got_lightning.data.collate import Batch
 from got_lightning.data.errors import commonest_reasons
-from got_lightning.data.windows import WindowPosition
 
 
-class NothingToTrainError(RuntimeError):
+class NothingToTrainError(UserError, RuntimeError):
     """Too many consecutive optimizer steps without a single readable training sample."""
 
 
@@ -39,14 +41,12 @@ class WindowMonitor(L.Callback):
         self.skipped = 0
         self.reasons: list[str] = []
 
-    def on_train_batch_start(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: dict[str, Any], batch_idx: int
-    ) -> None:
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Batch, batch_idx: int) -> None:
         if WindowPosition.of(batch).starts:
             self._start(pl_module.device)
 
     def on_train_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: dict[str, Any], batch: dict[str, Any], batch_idx: int
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: dict[str, Any], batch: Batch, batch_idx: int
     ) -> None:
         if batch["size"]:
             self.samples += batch["size"]

@@ -11,7 +11,7 @@ import torch
 
 from got_lightning.cli import main
 from got_lightning.model.loading import init_model_dir
-from tests.evaluation.test_comparison import row, write_predictions
+from tests.reports.test_comparison import row, write_predictions
 from tests.training_helpers import fit_config
 
 

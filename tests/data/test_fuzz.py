@@ -10,11 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from got_lightning.data.annotations.index import build_index
+from got_lightning.data.annotations.records import parse_record
 from got_lightning.data.errors import AnnotationFileError, BadSampleError
-from got_lightning.data.images import decode_pixels, open_image
-from got_lightning.data.index import build_index
+from got_lightning.data.images.decode import decode_pixels, open_image
 from got_lightning.data.prompt import PromptBuilder
-from got_lightning.data.records import parse_record
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

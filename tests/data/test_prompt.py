@@ -1,8 +1,8 @@
 import pytest
 
+from got_lightning.data.annotations.records import parse_record
 from got_lightning.data.errors import BadSampleError
 from got_lightning.data.prompt import PromptBuilder
-from got_lightning.data.records import parse_record
 from got_lightning.tokenizer import reference_encode
 
 IM_START, IM_END, IMG, IMG_END, PAD = 151644, 151645, 151857, 151858, 151859

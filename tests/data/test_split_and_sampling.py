@@ -6,9 +6,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torchdata.stateful_dataloader import StatefulDataLoader
 
+from got_lightning.data.annotations.index import build_index
 from got_lightning.data.config import DatasetSpec
 from got_lightning.data.datamodule import GotDataModule
-from got_lightning.data.index import build_index
 from got_lightning.data.sampler import TrainBatchSampler
 from got_lightning.data.split import split_positions
 from tests.helpers import record, write_json, write_jsonl

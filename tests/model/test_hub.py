@@ -183,6 +183,7 @@ def last_error_line(result) -> str:
     return result.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_offline_with_nothing_cached_is_one_line_naming_the_id_revision_and_the_download(
     environment, micro_model_dir, digit_pages, tmp_path
 ):
@@ -207,6 +208,7 @@ def test_offline_with_nothing_cached_is_one_line_naming_the_id_revision_and_the_
         ("acme/gated", "hf_secret", None),
     ],
 )
+@pytest.mark.slow
 def test_the_hubs_refusals_are_one_line_and_a_token_opens_a_gated_model(
     repo_id, token, expected, environment, micro_model_dir, tmp_path
 ):

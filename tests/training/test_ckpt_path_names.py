@@ -12,7 +12,7 @@ from got_lightning.training.checkpoints import COMPLETE_MARK, find_best_checkpoi
 from tests.helpers import run_executable
 from tests.training_helpers import fit_config
 
-pytestmark = pytest.mark.xdist_group("ckpt_path_names")  # one worker builds the module's shared runs
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ckpt_path_names")]  # one worker builds the module's shared runs
 
 
 def metrics(folder):

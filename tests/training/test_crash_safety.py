@@ -87,6 +87,38 @@ def test_kill_9_then_resume_equals_uninterrupted(kill_after, reference, digit_pa
     assert_same_weights(reference, weights(tmp_path / "killed"))
 
 
+AUGMENT = [{"name": "rotate", "degrees": 3, "p": 0.8}, {"name": "noise", "std": 0.1, "p": 0.8}, {"name": "jpeg", "p": 0.5}]
+
+
+def augmented_config(tmp_path: Path, digit_pages, micro_model_dir, name: str) -> Path:
+    return fit_config(
+        tmp_path / f"{name}.yaml",
+        digit_pages,
+        micro_model_dir,
+        tmp_path / name,
+        checkpoint={"every_n_train_steps": 1, "save_top_k": -1},
+        data={"augment": AUGMENT, "num_workers": 2},
+        **SCHEDULE,
+    )
+
+
+def test_kill_9_then_resume_with_augmentation_equals_uninterrupted(reference, digit_pages, micro_model_dir, tmp_path):
+    """Augmented pages depend only on (seed, epoch, sample): a killed and resumed run, reading with
+    two worker processes, trains on the pixels an uninterrupted one trains on."""
+    straight = augmented_config(tmp_path, digit_pages, micro_model_dir, "straight")
+    assert main(["fit", "--config", str(straight), "--trainer.max_steps", "30"]) == 0
+    augmented = weights(tmp_path / "straight")
+    with pytest.raises(AssertionError):  # the augmentation does change what the model learns from
+        assert_same_weights(reference, augmented)
+    config = augmented_config(tmp_path, digit_pages, micro_model_dir, "killed")
+    run = start_fit(config, 30)
+    wait_for_step(run, tmp_path / "killed", 16)
+    run.send_signal(signal.SIGKILL)
+    run.wait(timeout=30)
+    assert main(["fit", "--config", str(config), "--trainer.max_steps", "30", "--ckpt_path", "last"]) == 0
+    assert_same_weights(augmented, weights(tmp_path / "killed"))
+
+
 KILL_MID_WRITE = textwrap.dedent("""
     import os, signal, sys
     import got_lightning.training.checkpoints as io

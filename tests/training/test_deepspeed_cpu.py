@@ -262,7 +262,8 @@ def fit_halves_and_export(
     return straight
 
 
-@pytest.mark.parametrize("kind, optimizer", [("ddp", "adamw8bit"), ("zero2", "adamw8bit"), ("zero2", "paged_adamw8bit")])
+# ZeRO-2 with the paged variant covers DeepSpeed with bitsandbytes; DDP the plain 8-bit AdamW.
+@pytest.mark.parametrize("kind, optimizer", [("ddp", "adamw8bit"), ("zero2", "paged_adamw8bit")])
 def test_8bit_adamw_trains_resumes_exactly_and_exports(kind, optimizer, digit_pages, micro_model_dir, tmp_path):
     pytest.importorskip("bitsandbytes")
     from transformers import GotOcr2ForConditionalGeneration

@@ -16,9 +16,9 @@ import psutil
 import pytest
 import torch
 
-from got_lightning.atomic_files import STAGING_MARK
 from got_lightning.cli import main
-from got_lightning.training.run_lock import LOCK_NAME
+from got_lightning.core.atomic_files import STAGING_MARK
+from got_lightning.core.run_dir import RunDir
 from tests.helpers import run_executable
 from tests.training_helpers import fit_config
 
@@ -67,7 +67,7 @@ def test_a_second_fit_on_a_live_run_directory_is_refused_naming_the_holder(digit
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    lock = tmp_path / "run" / LOCK_NAME
+    lock = RunDir(tmp_path / "run").lock
     try:
         deadline = time.monotonic() + 120
         while not (lock.is_file() and lock.read_text().strip()):
@@ -209,3 +209,34 @@ def test_a_full_disk_during_a_save_is_one_line_naming_the_last_good_checkpoint(d
     assert "the checkpoint needs about" in line and "the last good checkpoint is" in line
     assert good.read_bytes() == before
     assert not list((tmp_path / "run" / "checkpoints").glob(".*partial*"))
+
+
+HOLD_LOCK_FORK_AND_DIE = textwrap.dedent("""
+    import os, signal, sys, time
+    from got_lightning.training.run_lock import RunLock
+    lock = RunLock(sys.argv[1]).acquire()
+    child = os.fork()  # as a DataLoader worker is forked
+    if child == 0:
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for stream in (0, 1, 2):  # let the test read the parent's output without waiting for this child
+            os.dup2(devnull, stream)
+        time.sleep(60)
+        os._exit(0)
+    print(child, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+""")
+
+
+def test_a_run_killed_while_its_loader_workers_live_leaves_its_lock_to_the_next_run(tmp_path):
+    """Forked children (loader workers outlive a kill -9 by seconds) never hold the run's lock."""
+    from got_lightning.training.run_lock import RunLock
+
+    killed = subprocess.run([sys.executable, "-c", HOLD_LOCK_FORK_AND_DIE, str(tmp_path)], capture_output=True, text=True)
+    worker = psutil.Process(int(killed.stdout.split()[0]))
+    try:
+        assert worker.is_running()
+        lock = RunLock(tmp_path).acquire()
+        assert "no longer running" in lock.takeover_notice()
+        lock.release()
+    finally:
+        worker.kill()
