@@ -182,8 +182,8 @@ class Engine:
         self.largest_batch = max(self.largest_batch, len(self.batch))
         try:
             for job, answer in self.batch.choose():
+                self.pages_read += answer.finished  # counted before the client can hear of it and ask
                 job.publish(answer)
-                self.pages_read += answer.finished
             self.batch.remove({job for job in self.batch.tags if job.cancelled})
             if len(self.batch):
                 self.batch.advance()

@@ -94,6 +94,14 @@ def test_models_lists_the_served_id_and_health_is_ok(server, client, image_sensi
     assert health["status"] == "ok" and health["model"] == "model"
 
 
+def test_health_counts_a_page_by_the_time_its_answer_arrives(server, pages):
+    path = page_files(pages)[1].name
+    before = server.health()["pages_read"]
+    for done in range(1, 21):
+        assert server.client.post("/predict", json={"path": path, "max_tokens": 2}).status_code == 200
+        assert server.health()["pages_read"] == before + done
+
+
 def test_chat_predict_and_the_predict_command_read_the_same_text(server, client, pages, expected):
     for path in page_files(pages)[:3]:
         line = expected[path.name]
