@@ -4,6 +4,7 @@ import logging
 import pytest
 
 from got_lightning.tokenizer import (
+    PROBES,
     build_got_tokenizer,
     load_tokenizer,
     reference_encode,
@@ -25,6 +26,11 @@ TEXTS = [
 @pytest.mark.parametrize("text", TEXTS)
 def test_ordinary_text_matches_original_tiktoken(tokenizer, text):
     assert tokenizer.encode(text, add_special_tokens=False) == reference_encode(text)
+
+
+@pytest.mark.parametrize("text, stored", PROBES)
+def test_the_stored_probe_ids_are_the_original_tokenizers(text, stored):
+    assert list(stored) == reference_encode(text)
 
 
 def test_digits_are_split_one_by_one(tokenizer):

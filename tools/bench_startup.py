@@ -18,7 +18,7 @@ from pathlib import Path
 
 from jsonargparse import CLI
 
-from tools.bench_common import emit
+from bench_common import emit
 
 REPO = Path(__file__).resolve().parent.parent
 EXECUTABLE = str(Path(sys.executable).parent / "got-lightning")
@@ -37,6 +37,7 @@ def _seconds(*args: str, cwd: Path, env: dict[str, str] | None = None) -> tuple[
 def main(repeats: int = 3, workdir: str | None = None) -> None:
     """Median seconds of each `--help` and of the demo's first validation batch."""
     folder = Path(workdir or tempfile.mkdtemp(prefix="bench-startup-"))
+    folder.mkdir(parents=True, exist_ok=True)
     for command in COMMANDS:
         runs = [_seconds(command, "--help", cwd=folder)[0] for _ in range(repeats)]
         emit(f"startup/{command} --help", statistics.median(runs), None, "s")

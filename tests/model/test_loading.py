@@ -1,16 +1,18 @@
 """Model directories: tiny presets, transformers loading, original-format conversion."""
 
+import json
 import re
 
 import pytest
 import torch
-from transformers import AutoProcessor, GotOcr2ForConditionalGeneration
+from transformers import AutoProcessor, AutoTokenizer, GotOcr2ForConditionalGeneration
 
 from got_lightning.cli import main
 from got_lightning.model.loading import load_model, read_weights
 from got_lightning.model.model_dir import ConversionError, ModelDirError
 from got_lightning.model.original import KEY_RULES, convert_key
 from got_lightning.model.presets import preset_config, random_model
+from got_lightning.tokenizer import build_got_tokenizer, special_token_problems, tokenization_problems
 from got_lightning.tokens import VOCAB_SIZE
 from tests.helpers import to_original_key, write_original_dir
 
@@ -34,6 +36,20 @@ def test_init_writes_a_stock_transformers_directory(tmp_path):
     processor = AutoProcessor.from_pretrained(tmp_path / "m")
     assert processor.image_processor.size["height"] == 64
     assert len(processor.tokenizer) == VOCAB_SIZE
+
+
+def test_the_written_tokenizer_config_lists_the_added_tokens_and_loads_the_same_tokenizer(tmp_path):
+    assert main(["init", "--preset", "micro", "--output", str(tmp_path / "m")]) == 0
+    written = json.loads((tmp_path / "m" / "tokenizer_config.json").read_text(encoding="utf-8"))["added_tokens_decoder"]
+    built = build_got_tokenizer()
+    assert {int(index): token["content"] for index, token in written.items()} == {
+        index: token.content for index, token in built.added_tokens_decoder.items()
+    }
+    assert all(token["special"] and not token["normalized"] for token in written.values())
+    loaded = AutoTokenizer.from_pretrained(tmp_path / "m")
+    assert loaded.backend_tokenizer.to_str() == built.backend_tokenizer.to_str()
+    assert (loaded.pad_token, loaded.eos_token, len(loaded)) == (built.pad_token, built.eos_token, VOCAB_SIZE)
+    assert not special_token_problems(loaded) and not tokenization_problems(loaded)
 
 
 def test_original_checkpoint_converts_to_identical_weights(tmp_path):
