@@ -78,3 +78,16 @@ def test_bench_gpu_runs_ours_and_the_trainer_and_names_what_cannot_run(tmp_path)
     assert [line["name"] for line in lines] == ["gpu_ours_auto_vs_trainer"]
     assert lines[0]["ours"] > 0 and lines[0]["baseline"] > 0 and lines[0]["ratio"] > 0
     assert "ours_zero2           not run: DeepSpeed needs a CUDA GPU" in result.stdout
+
+
+@pytest.mark.slow
+def test_bench_startup_times_every_help_and_the_first_batch_of_ours_and_a_baseline(tmp_path):
+    command = [sys.executable, str(TOOLS / "bench_startup.py"), "--repeats", "1", "--workdir", str(tmp_path)]
+    result = subprocess.run([*command, "--baseline", str(REPO_ROOT)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = {line["name"]: line for line in map(json.loads, result.stdout.splitlines())}
+    helps = [name for name in lines if name.endswith(" --help")]
+    assert len(helps) == 12 and all(lines[name]["ours"] > 0 and lines[name]["baseline"] > 0 for name in helps)
+    first, whole = lines["startup/validate demo: command to first batch"], lines["startup/validate demo: whole command"]
+    assert 0 < first["ours"] < whole["ours"] and 0 < first["baseline"] < whole["baseline"]
+    assert (tmp_path / "ours" / "runs" / "demo" / "model").is_dir() and (tmp_path / "baseline" / "runs" / "demo").is_dir()

@@ -1,8 +1,11 @@
 """How long a user waits: `got-lightning COMMAND --help` for every command, and from typing
 `got-lightning validate --config configs/demo.yaml` to its first validation batch (the demo's tiny
-model, built by a first untimed run). Each measure is the median of `--repeats` fresh processes.
+model, built by a first untimed run) and to its end. Each measure is the median of `--repeats`
+fresh processes. With `--baseline DIR` (a checkout of another commit, e.g. made with `git worktree
+add`), the same measures run on it too, alternating with ours, each in its own work folder so
+each version writes its own demo model.
 
-    python tools/bench_startup.py [--repeats 3] [--workdir DIR]
+    python tools/bench_startup.py [--repeats 3] [--workdir DIR] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -14,50 +17,67 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench_common import emit
 from jsonargparse import CLI
 
-from bench_common import emit
-
 REPO = Path(__file__).resolve().parent.parent
-EXECUTABLE = str(Path(sys.executable).parent / "got-lightning")
 COMMANDS = ("fit", "validate", "test", "predict", "serve", "data", "init", "convert", "export", "compare", "report", "score")
+FIRST_BATCH = re.compile(r"first validation batch after ([\d.]+) s")
 
 
-def _seconds(*args: str, cwd: Path, env: dict[str, str] | None = None) -> tuple[float, str]:
-    started = time.time()
-    environment = {**(env or os.environ), "STARTUP_CLOCK_T0": repr(started)}
-    result = subprocess.run([EXECUTABLE, *args], cwd=cwd, env=environment, capture_output=True, text=True)
-    if result.returncode:
-        raise SystemExit(f"got-lightning {' '.join(args)} failed:\n{result.stderr[-3000:]}")
-    return time.time() - started, result.stdout
+@dataclass
+class Version:
+    """One checkout's executable, run in its own work folder."""
+
+    checkout: Path
+    folder: Path
+    times: dict[str, list[float]] = field(default_factory=dict)
+
+    def command(self) -> list[str]:
+        if self.checkout == REPO:
+            return [str(Path(sys.executable).parent / "got-lightning")]
+        launch = f"import sys; sys.path.insert(0, {str(self.checkout)!r}); from got_lightning.cli import main; sys.exit(main())"
+        return [sys.executable, "-c", launch]
+
+    def run(self, *args: str, clocked: bool = False) -> tuple[float, str]:
+        started = time.time()
+        env = {**os.environ, "STARTUP_CLOCK_T0": repr(started)}
+        if clocked:
+            env["PYTHONPATH"] = os.pathsep.join([str(REPO / "tools"), os.environ.get("PYTHONPATH", "")])
+            args = (*args, "--trainer.callbacks+=startup_clock.FirstBatchClock")
+        result = subprocess.run([*self.command(), *args], cwd=self.folder, env=env, capture_output=True, text=True)
+        if result.returncode:
+            raise SystemExit(f"{self.checkout}: got-lightning {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+        return time.time() - started, result.stdout
+
+    def record(self, name: str, seconds: float) -> None:
+        self.times.setdefault(name, []).append(seconds)
 
 
-def main(repeats: int = 3, workdir: str | None = None) -> None:
-    """Median seconds of each `--help` and of the demo's first validation batch."""
-    folder = Path(workdir or tempfile.mkdtemp(prefix="bench-startup-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    for command in COMMANDS:
-        runs = [_seconds(command, "--help", cwd=folder)[0] for _ in range(repeats)]
-        emit(f"startup/{command} --help", statistics.median(runs), None, "s")
-    config = str(REPO / "configs" / "demo.yaml")
-    validate = ["validate", "--config", config, "--trainer.logger", "false", "--trainer.limit_val_batches", "1"]
-    _seconds(*validate, cwd=folder)  # builds the demo's model and pages once
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tools"), os.environ.get("PYTHONPATH", "")])}
-    clocked = [*validate, "--trainer.callbacks+=startup_clock.FirstBatchClock"]
-    first, total = [], []
+def main(repeats: int = 3, workdir: str | None = None, baseline: str | None = None) -> None:
+    """Median seconds of each `--help` and of the demo's first validation batch (ours, and the
+    baseline checkout's when given)."""
+    root = Path(workdir or tempfile.mkdtemp(prefix="bench-startup-"))
+    ours = Version(REPO, root / "ours")
+    versions = [ours] + ([Version(Path(baseline).resolve(), root / "baseline")] if baseline else [])
+    validate = ["validate", "--config", str(REPO / "configs" / "demo.yaml"), "--trainer.logger", "false"]
+    validate += ["--trainer.limit_val_batches", "1"]
+    for version in versions:
+        version.folder.mkdir(parents=True, exist_ok=True)
+        version.run(*validate)  # builds this version's demo model and pages once
     for _ in range(repeats):
-        seconds, output = _seconds(*clocked, cwd=folder, env=env)
-        first.append(float(re.search(r"first validation batch after ([\d.]+) s", output).group(1)))
-        total.append(seconds)
-    emit(
-        "startup/validate demo: command to first batch",
-        statistics.median(first),
-        None,
-        "s",
-        whole_command_s=round(statistics.median(total), 3),
-    )
+        for version in versions:
+            for command in COMMANDS:
+                version.record(f"{command} --help", version.run(command, "--help")[0])
+            seconds, output = version.run(*validate, clocked=True)
+            version.record("validate demo: command to first batch", float(FIRST_BATCH.search(output).group(1)))
+            version.record("validate demo: whole command", seconds)
+    for name, runs in ours.times.items():
+        base = statistics.median(versions[1].times[name]) if baseline else None
+        emit(f"startup/{name}", statistics.median(runs), base, "s")
 
 
 if __name__ == "__main__":
