@@ -9,6 +9,7 @@ from lightning.pytorch.callbacks.progress.rich_progress import (
     BatchesProcessedColumn,
     CustomBarColumn,
     CustomTimeColumn,
+    RichProgressBarTheme,
 )
 from rich.progress import ProgressColumn, TextColumn
 from rich.text import Text
@@ -28,8 +29,16 @@ class _SpeedColumn(ProgressColumn):
 
 class GotProgressBar(RichProgressBar):
     """Lightning's rich progress bar, without the "Epoch 4/-2" it shows for open-ended runs
-    (`max_epochs: -1`, training until `max_steps`), and counting pages rather than batches while
-    predicting, with pages/s and the time left."""
+    (`max_epochs: -1`, training until `max_steps`), without the logger's version number (`v_num`),
+    with numbers to four significant digits (a learning rate of 1e-4 is not "0.000"), and counting
+    pages rather than batches while predicting, with pages/s and the time left."""
+
+    def get_metrics(self, trainer: Any, pl_module: Any) -> dict[str, int | str | float | dict[str, float]]:
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)
+        if self.theme.metrics_format != RichProgressBarTheme.metrics_format:  # the user chose a format
+            return metrics
+        return {name: f"{value:.4g}" if isinstance(value, float) else value for name, value in metrics.items()}
 
     def _get_train_description(self, current_epoch: int) -> str:
         if self.trainer.max_epochs is not None and self.trainer.max_epochs >= 0:

@@ -1,9 +1,12 @@
 """What the user sees while `fit` runs."""
 
+import io
+
 import lightning as L
 import pytest
 import yaml
 from lightning.pytorch.demos.boring_classes import BoringModel
+from lightning.pytorch.loggers import CSVLogger
 
 from got_lightning.training.progress import GotProgressBar
 from tests.helpers import run_executable
@@ -36,3 +39,20 @@ def test_switching_the_progress_bar_off_on_the_command_line_drops_ours(micro_mod
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Epoch 0" not in result.stdout
+
+
+class _LogsASmallLearningRate(BoringModel):
+    def training_step(self, batch, batch_idx):
+        self.log("lr", 1.25e-4, prog_bar=True)
+        self.log("train/loss", 1234.5678, prog_bar=True)
+        return super().training_step(batch, batch_idx)
+
+
+def test_the_bar_shows_small_numbers_and_no_logger_version(tmp_path):
+    screen = io.StringIO()
+    bar = GotProgressBar(console_kwargs={"file": screen, "force_terminal": True, "width": 200})
+    trainer = L.Trainer(max_steps=3, callbacks=[bar], logger=CSVLogger(tmp_path), default_root_dir=tmp_path, limit_val_batches=0)
+    trainer.fit(_LogsASmallLearningRate())
+    shown = screen.getvalue()
+    assert "lr: 0.000125" in shown and "train/loss: 1235" in shown
+    assert "v_num" not in shown
