@@ -234,8 +234,11 @@ class GotLightningModule(L.LightningModule):
         return {"loss": loss, "loss_sum": loss_sum.detach(), "window_tokens": window_tokens}
 
     def configure_callbacks(self) -> list[L.Callback]:
-        """The step monitors every run has, whatever its trainer config."""
-        return [WindowMonitor(self.hparams.max_empty_steps), NonFiniteGuard(self.hparams.max_nonfinite_steps)]
+        """The step monitors every run has, whatever its trainer config (those the trainer holds
+        already, from an earlier stage of this run or from the user, stay)."""
+        held = {type(callback) for callback in self.trainer.callbacks}
+        monitors = [WindowMonitor(self.hparams.max_empty_steps), NonFiniteGuard(self.hparams.max_nonfinite_steps)]
+        return [monitor for monitor in monitors if type(monitor) not in held]
 
     def configure_optimizers(self) -> dict[str, Any]:
         return self.optimizer_args.configure(

@@ -62,6 +62,9 @@ def test_demo_recipe_builds_everything_and_trains_without_a_warning_line(tmp_pat
         if warning_line.search(line) and not any(rule.search(line) for rule in expected)
     ]
     assert not unexpected, "warnings a user cannot act on:\n" + "\n".join(unexpected)
+    # Lightning's notes on how it configured itself around our defaults: nothing for the user to do.
+    for notice in ("Trainer already configured with model summary", "will override existing callbacks", "v_num"):
+        assert notice not in result.stdout + result.stderr, notice
 
     demo = tmp_path / "runs" / "demo"
     assert (demo / "model" / "model.safetensors").is_file()

@@ -12,7 +12,7 @@ from typing import Any
 
 import lightning as L
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ModelSummary, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from rich.console import Console
 
@@ -137,6 +137,11 @@ class GotCLI(LightningCLI):
             config = {**config, "logger": default_logger(config.get("default_root_dir") or ".")}
         if config.get("enable_progress_bar") is False:  # our default bar would contradict the user's choice
             config = {**config, "callbacks": [c for c in config.get("callbacks") or [] if not isinstance(c, ProgressBar)]}
+        if config.get("enable_model_summary") is False:  # so would our summary
+            config = {**config, "callbacks": [c for c in config.get("callbacks") or [] if not isinstance(c, ModelSummary)]}
+        elif any(isinstance(c, ModelSummary) for c in config.get("callbacks") or []):
+            # The flag only adds Lightning's default summary, which would announce that it skips itself.
+            config = {**config, "enable_model_summary": False}
         if config.get("enable_checkpointing") is False:  # the user's choice wins over our checkpoint sections
             callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
             config = {**config, "callbacks": [c for c in config.get("callbacks") or [] if not isinstance(c, ModelCheckpoint)]}

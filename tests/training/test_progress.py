@@ -30,15 +30,24 @@ def test_the_epoch_shows_a_bound_only_when_there_is_one(max_epochs, expected, tm
 
 
 @pytest.mark.slow
-def test_switching_the_progress_bar_off_on_the_command_line_drops_ours(micro_model_dir, digit_pages, tmp_path):
+def test_switching_the_progress_bar_and_summary_off_on_the_command_line_drops_ours(micro_model_dir, digit_pages, tmp_path):
     config = yaml.safe_load(fit_config(tmp_path / "c.yaml", digit_pages, micro_model_dir, tmp_path / "run").read_text())
     del config["trainer"]["callbacks"], config["trainer"]["enable_progress_bar"]  # the defaults, as a user's config has them
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     result = run_executable(
-        "fit", "--config", str(tmp_path / "c.yaml"), "--trainer.max_steps", "1", "--trainer.enable_progress_bar", "false"
+        "fit",
+        "--config",
+        str(tmp_path / "c.yaml"),
+        "--trainer.max_steps",
+        "1",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.enable_model_summary",
+        "false",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Epoch 0" not in result.stdout
+    assert "Trainable params" not in result.stdout
 
 
 class _LogsASmallLearningRate(BoringModel):
