@@ -88,8 +88,13 @@ def test_validate_reports_the_papers_metrics_and_pages_that_hit_the_token_limit(
     assert {"bleu", "meteor", "f_measure", "precision", "recall", "edit_dist", "num_scored"} <= set(paper)
     assert paper["num_scored"] == sum(r["paper"] is not None for r in records)
     assert "GOT paper's metrics: bleu" in printed
-    assert re.search(
-        r"warning: \d+ held-out page\(s\) \(100\.0%\) stopped at max_new_tokens \(10 tokens\)", printed.replace("\n", " ")
+    # Each line whole, however narrow the console (here a pipe's 80 columns): a path stays copyable
+    # and a log stays searchable.
+    lines = [line.strip() for line in printed.splitlines()]
+    assert f"predictions: {root / 'predictions.jsonl'}" in lines and len(str(root / "predictions.jsonl")) > 80
+    assert any(re.match(r"held-out CER [\d.]+ on \d+ of \d+ samples .*exact [\d.]+\)$", line) for line in lines)
+    assert any(
+        re.match(r"warning: \d+ held-out page\(s\) \(100\.0%\) stopped at max_new_tokens \(10 tokens\)", line) for line in lines
     )
 
 

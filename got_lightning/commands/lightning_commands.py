@@ -231,7 +231,7 @@ class GotCLI(LightningCLI):
         cer_after = self.trainer.callback_metrics.get("val/cer")
         if self.trainer.is_global_zero and cer_after is not None:
             before = "" if self.cer_before is None else f"before training {describe_cer(self.cer_before)}, "
-            Console().print(f"held-out CER: {before}after training {describe_cer(cer_after)}")
+            Console(soft_wrap=True).print(f"held-out CER: {before}after training {describe_cer(cer_after)}")
 
 
 def describe_cer(value: Any) -> str:

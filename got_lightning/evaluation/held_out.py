@@ -105,7 +105,7 @@ def _reasons(skipped: list[dict[str, Any]]) -> str:
 
 
 def _print_summary(metrics: dict[str, Any], skipped: list[dict[str, Any]], predictions: Path, metrics_path: Path) -> None:
-    console = Console()
+    console = Console(soft_wrap=True)  # lines whole in a narrow console or a log: paths stay copyable
     scored = metrics["num_samples"]
     if not scored:
         console.print(

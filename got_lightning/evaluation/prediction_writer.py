@@ -116,7 +116,7 @@ class PredictionWriter(BasePredictionWriter):
         new, failed = written
         failed_note = f", {failed} image(s) failed (see their 'error')" if failed else ""
         kept = f"; {self._skipped} already there from an earlier run" if self._skipped else ""
-        Console().print(
+        Console(soft_wrap=True).print(
             f"{new} prediction(s) written to {self._files.path}{failed_note}{kept} ({total} line(s) in all)", markup=False
         )
 
