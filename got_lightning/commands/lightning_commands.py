@@ -135,16 +135,17 @@ class GotCLI(LightningCLI):
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> L.Trainer:
         if config.get("logger") in (None, True):  # Lightning's default, without its notice about tensorboardX
             config = {**config, "logger": default_logger(config.get("default_root_dir") or ".")}
-        if config.get("enable_progress_bar") is False:  # our default bar would contradict the user's choice
-            config = {**config, "callbacks": [c for c in config.get("callbacks") or [] if not isinstance(c, ProgressBar)]}
-        if config.get("enable_model_summary") is False:  # so would our summary
-            config = {**config, "callbacks": [c for c in config.get("callbacks") or [] if not isinstance(c, ModelSummary)]}
+        # Where the user switched a feature off, our default callback for it would contradict them.
+        if config.get("enable_progress_bar") is False:
+            config = _without_callbacks(config, ProgressBar)
+        if config.get("enable_model_summary") is False:
+            config = _without_callbacks(config, ModelSummary)
         elif any(isinstance(c, ModelSummary) for c in config.get("callbacks") or []):
             # The flag only adds Lightning's default summary, which would announce that it skips itself.
             config = {**config, "enable_model_summary": False}
-        if config.get("enable_checkpointing") is False:  # the user's choice wins over our checkpoint sections
+        if config.get("enable_checkpointing") is False:  # also over our checkpoint sections
             callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
-            config = {**config, "callbacks": [c for c in config.get("callbacks") or [] if not isinstance(c, ModelCheckpoint)]}
+            config = _without_callbacks(config, ModelCheckpoint)
             if self.subcommand == "fit":
                 print("trainer.enable_checkpointing: false: this run writes no checkpoint and cannot be resumed", file=sys.stderr)
         return super()._instantiate_trainer(config, callbacks)
@@ -232,6 +233,11 @@ class GotCLI(LightningCLI):
         if self.trainer.is_global_zero and cer_after is not None:
             before = "" if self.cer_before is None else f"before training {describe_cer(self.cer_before)}, "
             Console(soft_wrap=True).print(f"held-out CER: {before}after training {describe_cer(cer_after)}")
+
+
+def _without_callbacks(config: dict[str, Any], kind: type[Callback]) -> dict[str, Any]:
+    """The trainer config with no callback of this kind."""
+    return {**config, "callbacks": [c for c in config.get("callbacks") or [] if not isinstance(c, kind)]}
 
 
 def describe_cer(value: Any) -> str:
