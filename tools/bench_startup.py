@@ -39,7 +39,10 @@ class Version:
     def command(self) -> list[str]:
         if self.checkout == REPO:
             return [str(Path(sys.executable).parent / "got-lightning")]
-        launch = f"import sys; sys.path.insert(0, {str(self.checkout)!r}); from got_lightning.cli import main; sys.exit(main())"
+        launch = (
+            f"import sys; sys.path.insert(0, {str(self.checkout)!r}); from got_lightning import cli; "
+            "sys.exit(getattr(cli, 'executable', cli.main)())"  # the console script's function, where it has one
+        )
         return [sys.executable, "-c", launch]
 
     def run(self, *args: str, clocked: bool = False) -> tuple[float, str]:
