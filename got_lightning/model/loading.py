@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file
-from transformers import GotOcr2ForConditionalGeneration, GotOcr2Processor, PreTrainedTokenizerBase
+from transformers import GotOcr2ForConditionalGeneration, GotOcr2Processor, PreTrainedTokenizerBase, modeling_utils
 from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
 
 from got_lightning.model.model_dir import ConversionError, ModelDirError, is_transformers_dir, publish_once, read_config
@@ -90,12 +92,26 @@ def save_model_dir(model: GotOcr2ForConditionalGeneration, tokenizer: PreTrained
     """Write a transformers directory: config, safetensors weights, tokenizer and processor configs."""
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(output, safe_serialization=True)
+    with _saved_as_it_is():
+        model.save_pretrained(output, safe_serialization=True)
     processor_for(model, tokenizer).save_pretrained(output)
     # transformers' processor assumes GOT's 256 image tokens per tile whatever the tile size.
     _update_json(output / "processor_config.json", num_image_tokens=image_tokens_per_tile(model.config.vision_config.image_size))
     _update_json(output / "tokenizer_config.json", added_tokens_decoder=_added_tokens(tokenizer))
     return output
+
+
+@contextlib.contextmanager
+def _saved_as_it_is() -> Iterator[None]:
+    """`save_pretrained` first unwraps the model from DDP, FSDP or DeepSpeed containers through
+    accelerate, which imports DeepSpeed whenever it is installed, only to know its container: 1.2 s
+    and a log line in every init, convert and export. The models saved here are never wrapped."""
+    unwrap = modeling_utils.unwrap_model
+    modeling_utils.unwrap_model = lambda model, recursive=False: model
+    try:
+        yield
+    finally:
+        modeling_utils.unwrap_model = unwrap
 
 
 def _added_tokens(tokenizer: PreTrainedTokenizerBase) -> dict[str, dict[str, Any]]:

@@ -1,6 +1,8 @@
 """Model directories: tiny presets, transformers loading, original-format conversion."""
 
+import importlib.util
 import json
+import os
 import re
 
 import pytest
@@ -14,7 +16,7 @@ from got_lightning.model.original import KEY_RULES, convert_key
 from got_lightning.model.presets import preset_config, random_model
 from got_lightning.tokenizer import build_got_tokenizer, special_token_problems, tokenization_problems
 from got_lightning.tokens import VOCAB_SIZE
-from tests.helpers import to_original_key, write_original_dir
+from tests.helpers import run_executable, to_original_key, write_original_dir
 
 
 def test_presets_are_deterministic_and_match_the_real_vocabulary():
@@ -36,6 +38,19 @@ def test_init_writes_a_stock_transformers_directory(tmp_path):
     processor = AutoProcessor.from_pretrained(tmp_path / "m")
     assert processor.image_processor.size["height"] == 64
     assert len(processor.tokenizer) == VOCAB_SIZE
+
+
+@pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="shows only where DeepSpeed is installed")
+def test_writing_a_model_directory_does_not_import_deepspeed(tmp_path):
+    # transformers' save_pretrained asks accelerate to unwrap the model, which imports DeepSpeed
+    # to know its wrapper: 1.2 s of every init, convert and export (and of the demo's first fit).
+    env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}
+    result = run_executable("init", "--preset", "micro", "--output", str(tmp_path / "model"), env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")]
+    assert "transformers" in imported and "safetensors" in imported
+    assert not [name for name in imported if name.split(".")[0] == "deepspeed"]
+    assert load_model(tmp_path / "model").config.text_config.vocab_size == VOCAB_SIZE
 
 
 def test_the_written_tokenizer_config_lists_the_added_tokens_and_loads_the_same_tokenizer(tmp_path):
