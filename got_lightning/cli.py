@@ -29,8 +29,8 @@ def _configure_logging() -> None:
     # nor the user's to act on.
     warnings.filterwarnings("ignore", message="'set_vital' is deprecated", category=UserWarning)
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
-    # accelerate imports DeepSpeed whenever it is installed (to unwrap a model on save), and
-    # DeepSpeed then announces that it found no GPU: on a CPU machine that is no news.
+    # DeepSpeed announces on import that it found no GPU: in a rehearsal of a DeepSpeed run on CPU
+    # ranks, which the user asked for, that is no news.
     deepspeed_log = logging.getLogger("DeepSpeed")
     if not any(isinstance(f, _NoCpuFallbackNotice) for f in deepspeed_log.filters):
         deepspeed_log.addFilter(_NoCpuFallbackNotice())
