@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file
 from transformers import GotOcr2ForConditionalGeneration, GotOcr2Processor, PreTrainedTokenizerBase, modeling_utils
+from transformers.utils import logging as transformers_logging
 from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
 
 from got_lightning.model.model_dir import ConversionError, ModelDirError, is_transformers_dir, publish_once, read_config
@@ -72,13 +73,35 @@ def load_model(model_dir: str | Path, dtype: torch.dtype | None = None) -> GotOc
     if not model_dir.is_dir():
         raise ModelDirError(f"model directory {model_dir} does not exist")
     if is_transformers_dir(model_dir):
-        model = GotOcr2ForConditionalGeneration.from_pretrained(model_dir, dtype=dtype, local_files_only=True)
+        with _without_weights_bar():
+            model = GotOcr2ForConditionalGeneration.from_pretrained(model_dir, dtype=dtype, local_files_only=True)
     else:
         log.warning("%s is in the original GOT format; converting it on load (see `got-lightning convert`)", model_dir)
         model = load_original(model_dir)
         if dtype is not None:
             model = model.to(dtype)
     return model.eval()
+
+
+@contextlib.contextmanager
+def _without_weights_bar() -> Iterator[None]:
+    """transformers draws a progress bar over the parameters it loads, which takes a second at most:
+    two lines of every command's log with nothing to act on. Other bars (downloads) stay."""
+    set_hook = getattr(transformers_logging, "set_tqdm_hook", None)  # not in every transformers 5
+    if set_hook is None:
+        yield
+        return
+
+    def hook(factory: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if kwargs.get("desc") == "Loading weights":
+            kwargs = {**kwargs, "disable": True}
+        return previous(factory, args, kwargs) if previous is not None else factory(*args, **kwargs)
+
+    previous = set_hook(hook)
+    try:
+        yield
+    finally:
+        set_hook(previous)
 
 
 def processor_for(model: GotOcr2ForConditionalGeneration, tokenizer: PreTrainedTokenizerBase) -> GotOcr2Processor:

@@ -53,6 +53,12 @@ def test_writing_a_model_directory_does_not_import_deepspeed(tmp_path):
     assert load_model(tmp_path / "model").config.text_config.vocab_size == VOCAB_SIZE
 
 
+def test_loading_draws_no_bar_over_the_weights(micro_model_dir, capfd):
+    model = load_model(micro_model_dir)
+    assert model.config.text_config.vocab_size == VOCAB_SIZE
+    assert "Loading weights" not in capfd.readouterr().err
+
+
 def test_the_written_tokenizer_config_lists_the_added_tokens_and_loads_the_same_tokenizer(tmp_path):
     assert main(["init", "--preset", "micro", "--output", str(tmp_path / "m")]) == 0
     written = json.loads((tmp_path / "m" / "tokenizer_config.json").read_text(encoding="utf-8"))["added_tokens_decoder"]
