@@ -63,7 +63,12 @@ def test_demo_recipe_builds_everything_and_trains_without_a_warning_line(tmp_pat
     ]
     assert not unexpected, "warnings a user cannot act on:\n" + "\n".join(unexpected)
     # Lightning's notes on how it configured itself around our defaults: nothing for the user to do.
-    for notice in ("Trainer already configured with model summary", "will override existing callbacks", "v_num", "Loading weights"):
+    for notice in (
+        "Trainer already configured with model summary",
+        "will override existing callbacks",
+        "v_num",
+        "Loading weights",
+    ):
         assert notice not in result.stdout + result.stderr, notice
 
     demo = tmp_path / "runs" / "demo"

@@ -12,8 +12,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 from transformers import GotOcr2ForConditionalGeneration, GotOcr2Processor, PreTrainedTokenizerBase, modeling_utils
-from transformers.utils import logging as transformers_logging
 from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
+from transformers.utils import logging as transformers_logging
 
 from got_lightning.model.model_dir import ConversionError, ModelDirError, is_transformers_dir, publish_once, read_config
 from got_lightning.model.original import (
