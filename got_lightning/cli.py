@@ -29,16 +29,30 @@ def _configure_logging() -> None:
     # nor the user's to act on.
     warnings.filterwarnings("ignore", message="'set_vital' is deprecated", category=UserWarning)
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    for name, notice in _NO_NEWS.items():
+        library_log = logging.getLogger(name)
+        if not any(isinstance(f, _Without) for f in library_log.filters):
+            library_log.addFilter(_Without(notice))
+
+
+_NO_NEWS = {
     # DeepSpeed announces on import that it found no GPU: in a rehearsal of a DeepSpeed run on CPU
     # ranks, which the user asked for, that is no news.
-    deepspeed_log = logging.getLogger("DeepSpeed")
-    if not any(isinstance(f, _NoCpuFallbackNotice) for f in deepspeed_log.filters):
-        deepspeed_log.addFilter(_NoCpuFallbackNotice())
+    "DeepSpeed": "Setting accelerator to CPU",
+    # bitsandbytes on a CPU with AVX512-BF16 tries to fetch a 4-bit matmul kernel from the hub and
+    # warns when it cannot: its 8-bit optimizers, all we use of it, never need that kernel.
+    "bitsandbytes.backends.cpu.ops": "Failed to load CPU gemm_4bit_forward",
+}
+"""Per library logger, the start of a message that is not the user's business."""
 
 
-class _NoCpuFallbackNotice(logging.Filter):
+class _Without(logging.Filter):
+    def __init__(self, start: str) -> None:
+        super().__init__()
+        self.start = start
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Setting accelerator to CPU")
+        return not record.getMessage().startswith(self.start)
 
 
 class _LightningPrintsItsOwn(logging.Filter):

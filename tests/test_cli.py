@@ -5,6 +5,7 @@ import json
 import os
 
 import lightning as L
+import pytest
 
 from tests.helpers import REPO_ROOT, run_executable
 from tests.training_helpers import fit_config
@@ -32,3 +33,13 @@ def test_fit_collects_garbage_while_it_trains_with_the_libraries_frozen_out_of_t
     probe = json.loads(probe_file.read_text(encoding="utf-8"))
     assert probe["enabled"] and probe["collections_in_training"] > 0  # a long run's garbage is collected
     assert probe["frozen"] > 100_000  # torch, transformers and Lightning: never walked again
+
+
+def test_an_8bit_optimizer_on_cpu_says_nothing_about_4bit_kernels(micro_model_dir, digit_pages, tmp_path):
+    # bitsandbytes, imported on a CPU with AVX512-BF16, tries to fetch a 4-bit matmul kernel from
+    # the hub and warns when it cannot: our 8-bit optimizers never use it.
+    pytest.importorskip("bitsandbytes")
+    config = fit_config(tmp_path / "run.yaml", digit_pages, micro_model_dir, tmp_path / "run", model={"optimizer": "adamw8bit"})
+    result = run_executable("fit", "--config", str(config), "--trainer.max_steps", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "gemm_4bit" not in result.stderr + result.stdout
