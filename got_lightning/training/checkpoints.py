@@ -285,6 +285,40 @@ class RunDirCheckpoint(ModelCheckpoint):
             warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
             super().setup(trainer, pl_module, stage)
 
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved_in = state_dict.get("dirpath")
+        if saved_in is not None and self.dirpath is not None and saved_in != self.dirpath:
+            state_dict = self._read_from_here(state_dict, Path(saved_in).resolve())
+        super().load_state_dict(state_dict)
+
+    def _read_from_here(self, state: dict[str, Any], saved_in: Path) -> dict[str, Any]:
+        """The state saved in the folder `saved_in` as it reads from this callback's folder: a run
+        moved (or named by another path) keeps the checkpoints it still has here, so its best one
+        stays the one to beat and to replace; another folder's checkpoints are not this run's.
+        (Lightning would keep only the best path, into the old folder, and say so in a warning.)"""
+        folder = Path(self.dirpath)
+
+        def here(path: str) -> str | None:
+            try:
+                moved = folder / Path(path).resolve().relative_to(saved_in)
+            except ValueError:
+                return None
+            return str(moved) if path and moved.exists() else None
+
+        kept = {here(path): score for path, score in state.get("best_k_models", {}).items()}
+        kept.pop(None, None)
+        best = here(state.get("best_model_path", ""))
+        return {
+            **state,
+            "dirpath": self.dirpath,
+            "best_k_models": kept,
+            "best_model_path": best or "",
+            "best_model_score": state.get("best_model_score") if best else None,
+            "kth_best_model_path": here(state.get("kth_best_model_path", "")) or "",
+            "kth_value": state.get("kth_value", self.kth_value) if kept else self.kth_value,
+            "last_model_path": here(state.get("last_model_path", "")) or "",
+        }
+
 
 def adopt_older_callback_states(checkpoint: dict[str, Any]) -> None:
     """Checkpoints written before the keys above named our callbacks `RunCheckpoint{'monitor': ...}`:

@@ -171,10 +171,6 @@ def test_a_broken_newest_checkpoint_is_passed_over_and_named(finished_run, tmp_p
     data = last.read_bytes()
     last.write_bytes(b"" if damage == "empty" else data[: len(data) // 2])
     intact = run / "checkpoints" / "epoch=0-step=4.ckpt"
-    resumed = resume(capsys, config, run, max_steps=5)
-    assert resumed.returncode == 0, resumed.stderr
-    assert f"checkpoint {last} is broken" in resumed.stderr and f"using {intact} instead" in resumed.stderr
-    assert "Traceback" not in resumed.stderr
     for command in (
         ["export", "--ckpt", str(last), "--output", str(tmp_path / "out")],
         ["validate", "--config", str(config), "--ckpt_path", str(last)],
@@ -182,6 +178,13 @@ def test_a_broken_newest_checkpoint_is_passed_over_and_named(finished_run, tmp_p
         result = in_process(capsys, *command)
         assert result.returncode == 2
         assert f"checkpoint {last} is broken" in last_line(result)
+    resumed = resume(capsys, config, run, max_steps=5)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"checkpoint {last} is broken" in resumed.stderr and f"using {intact} instead" in resumed.stderr
+    assert "Traceback" not in resumed.stderr
+    # The resumed run writes a whole last.ckpt over the broken one.
+    assert torch.load(last, weights_only=True)["global_step"] == 5
+    assert not list(last.parent.glob("last-v*"))
 
 
 def test_a_full_disk_during_a_save_is_one_line_naming_the_last_good_checkpoint(digit_pages, micro_model_dir, tmp_path, capsys):
