@@ -31,7 +31,7 @@ def _configure_logging() -> None:
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     for name, notice in _NO_NEWS.items():
         library_log = logging.getLogger(name)
-        if not any(isinstance(f, _Without) for f in library_log.filters):
+        if not any(isinstance(f, _Without) and f.start == notice for f in library_log.filters):
             library_log.addFilter(_Without(notice))
 
 

@@ -299,14 +299,15 @@ class RunDirCheckpoint(ModelCheckpoint):
         folder = Path(self.dirpath)
 
         def here(path: str) -> str | None:
+            if not path:
+                return None
             try:
                 moved = folder / Path(path).resolve().relative_to(saved_in)
             except ValueError:
                 return None
-            return str(moved) if path and moved.exists() else None
+            return str(moved) if moved.exists() else None
 
-        kept = {here(path): score for path, score in state.get("best_k_models", {}).items()}
-        kept.pop(None, None)
+        kept = {moved: score for path, score in state.get("best_k_models", {}).items() if (moved := here(path))}
         best = here(state.get("best_model_path", ""))
         return {
             **state,
