@@ -4,11 +4,13 @@ checkpoint and the resumed run ends with the weights of an uninterrupted one."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -22,6 +24,7 @@ from tests.training_helpers import fit_config
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("crash_safety")]  # one worker builds the module's shared runs
 
 SCHEDULE = {"model": {"lr_schedule_steps": 400}}
+SAVED_STEP = re.compile(r".*step=(\d+)\.ckpt")
 
 
 def config_for(tmp_path: Path, digit_pages, micro_model_dir, name: str, **checkpoint) -> Path:
@@ -30,7 +33,7 @@ def config_for(tmp_path: Path, digit_pages, micro_model_dir, name: str, **checkp
         digit_pages,
         micro_model_dir,
         tmp_path / name,
-        checkpoint={"every_n_train_steps": 1, "save_top_k": -1, **checkpoint},
+        checkpoint={"every_n_train_steps": 1, "save_top_k": 1, **checkpoint},
         **SCHEDULE,
     )
 
@@ -55,16 +58,26 @@ def start_fit(config: Path, max_steps: int, driver: str | None = None) -> subpro
     )
 
 
-def wait_for_checkpoint(run: subprocess.Popen, root: Path, pattern: str, timeout: float = 120) -> None:
+def wait_until(run: subprocess.Popen, saved: Callable[[], bool], what: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
-    while not list((root / "checkpoints").glob(pattern)):
-        assert run.poll() is None, f"run ended before {pattern} was saved:\n{run.stdout.read()}"
-        assert time.monotonic() < deadline, f"no {pattern} after {timeout} s"
+    while not saved():
+        assert run.poll() is None, f"run ended before {what} was saved:\n{run.stdout.read()}"
+        assert time.monotonic() < deadline, f"no {what} after {timeout} s"
         time.sleep(0.02)
 
 
+def wait_for_checkpoint(run: subprocess.Popen, root: Path, pattern: str) -> None:
+    wait_until(run, lambda: any((root / "checkpoints").glob(pattern)), pattern)
+
+
 def wait_for_step(run: subprocess.Popen, root: Path, step: int) -> None:
-    wait_for_checkpoint(run, root, f"*step={step}.ckpt")
+    """Until the checkpoint of `step` or a later one is complete (a run keeps only its newest)."""
+
+    def saved() -> bool:
+        names = (path.name for path in (root / "checkpoints").glob("*.ckpt"))
+        return any(int(found[1]) >= step for name in names if (found := SAVED_STEP.fullmatch(name)))
+
+    wait_until(run, saved, f"the checkpoint of step {step} or a later one")
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +109,7 @@ def augmented_config(tmp_path: Path, digit_pages, micro_model_dir, name: str) ->
         digit_pages,
         micro_model_dir,
         tmp_path / name,
-        checkpoint={"every_n_train_steps": 1, "save_top_k": -1},
+        checkpoint={"every_n_train_steps": 1, "save_top_k": 1},
         data={"augment": AUGMENT, "num_workers": 2},
         **SCHEDULE,
     )
@@ -169,8 +182,7 @@ def test_sigterm_and_ctrl_c_save_a_resumable_checkpoint(signum, reference, digit
 
 @pytest.mark.parametrize("victim", ["rank 0", "rank 1"])
 def test_one_ddp_rank_dying_stops_the_other_in_bounded_time(victim, digit_pages, micro_model_dir, tmp_path):
-    # One checkpoint kept: preflight would refuse room for 400 of them on a small disk.
-    config = config_for(tmp_path, digit_pages, micro_model_dir, "ddp", every_n_train_steps=2, save_top_k=1)
+    config = config_for(tmp_path, digit_pages, micro_model_dir, "ddp", every_n_train_steps=2)
     run = subprocess.Popen(
         [
             sys.executable,
