@@ -15,6 +15,25 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test of an `xdist_group` runs on the worker its group started on, or fails before its
+    fixtures build: a group split over workers builds its shared runs twice, silently (as pytest
+    9.2 did to pytest-xdist 3.8)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    group = item.get_closest_marker("xdist_group")
+    if worker is None or group is None or not item.config.getvalue("loadgroup"):
+        return
+    name = group.args[0] if group.args else group.kwargs.get("name", "default")
+    seen = item.config._tmp_path_factory.getbasetemp().parent / "xdist-groups"  # shared by the workers
+    seen.mkdir(exist_ok=True)
+    (seen / f"{name}@{worker}").touch()
+    if others := sorted(path.name.split("@")[-1] for path in seen.glob(f"{name}@*") if path.name != f"{name}@{worker}"):
+        pytest.fail(
+            f"xdist_group {name!r} runs on {worker} and on {', '.join(others)}: the installed pytest-xdist does not group"
+        )
+
+
 @pytest.fixture(scope="session")
 def tokenizer():
     return build_got_tokenizer()
